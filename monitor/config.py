@@ -1,0 +1,130 @@
+"""One settings object, built once at start from a file, the environment and the command line.
+
+Precedence: command line > environment (``POISON_MONITOR_...``, nested with
+``__``, e.g. ``POISON_MONITOR_KAFKA__BOOTSTRAP_SERVERS``) > the file given by
+``--config`` (TOML or YAML) > defaults. Unknown or invalid options fail at
+start, naming the option.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "POISON_MONITOR_"
+
+#: the file named by --config (set by the command line before settings are built)
+CONFIG_FILE: Path | None = None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    """Where readings come from and where alerts and dead letters go."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    topic: str = Field("sensor-readings", description="topic the readings arrive on")
+    alerts_topic: str = Field("poison-alerts", description="topic the alerts are produced to")
+    dead_letter_topic: str = Field("sensor-readings-dlq", description="topic for messages that cannot be used")
+    group_id: str = Field("poison-monitor", description="consumer group id")
+    client_id: str = Field("poison-monitor", description="client id sent to the brokers")
+    auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="where a new consumer group starts")
+    max_poll_records: int = Field(5000, ge=1, description="most messages in one micro-batch")
+    poll_timeout_ms: int = Field(500, ge=1, description="how long one poll waits for messages")
+    connect_retry_seconds: float = Field(2.0, gt=0, description="pause between attempts to reach the brokers")
+    connect_timeout_seconds: float = Field(120.0, gt=0, description="give up reaching the brokers after this long")
+
+
+class DetectionSettings(_Section):
+    """Windows, consensus, detectors, collusion and learner parameters."""
+
+    window_seconds: float | None = Field(None, gt=0, description="event-time window length; inferred from the data if unset")
+    lateness_seconds: float | None = Field(None, ge=0, description="accept readings this late after a window's end (default: one window)")
+    max_message_bytes: int = Field(512 * 1024, ge=64, description="larger messages are dead-lettered")
+    min_devices: int = Field(3, ge=1, description="fewer trusted readings make a window's consensus uncertain")
+    consensus_cutoff: float = Field(3.0, gt=0, description="readings this many robust sigmas from the median leave the consensus")
+    warmup: int = Field(60, ge=2, description="windows a device is learned before it is scored")
+    alpha: float = Field(0.002, gt=0, lt=1, description="learning rate of a device's offset and scale")
+    cusum_k: float = Field(0.5, ge=0, description="CUSUM reference value (sigmas)")
+    cusum_h: float = Field(11.8, gt=0, description="CUSUM alarm threshold")
+    cusum_h_off: float = Field(1.0, ge=0, description="CUSUM level under which an alarm resolves")
+    clip: float = Field(4.0, gt=0, description="residuals are clipped here (sigmas) before CUSUMs")
+    noise_ratio: float = Field(2.0, gt=1, description="noise CUSUM: sigma growth it is tuned for")
+    noise_h: float = Field(18.0, gt=0, description="noise CUSUM alarm threshold")
+    spike_z: float = Field(8.0, gt=0, description="a residual beyond this many sigmas is a spike")
+    spike_quiet: int = Field(10, ge=1, description="windows without a spike before a spike alarm resolves")
+    stuck_min_run: int = Field(10, ge=2, description="windows with an unchanged value before stuck")
+    stuck_min_move: float = Field(3.0, ge=0, description="consensus move (device sigmas) that proves a device stuck")
+    replay_k: int = Field(4, ge=2, description="length of the value sequences fingerprinted for replay")
+    replay_capacity: int = Field(128, ge=1, description="fingerprints remembered per device")
+    replay_min_matches: int = Field(3, ge=1, description="consecutive repeated sequences before replay")
+    collusion_candidate: float = Field(0.6, gt=0, le=1, description="fraction of cusum_h that makes a collusion candidate")
+    collusion_pooled: float = Field(1.5, gt=0, description="pooled evidence (multiples of cusum_h) a set needs")
+    collusion_min_members: int = Field(2, ge=2, description="smallest colluding set")
+    collusion_max_fraction: float = Field(0.5, gt=0, le=1, description="largest colluding set, as a fraction of the group")
+    collusion_onset_tolerance: int = Field(10, ge=0, description="windows between members' onsets")
+    learner_lr: float = Field(0.05, gt=0, description="SGD learning rate of the River forecasters")
+    learner_warmup: int = Field(30, ge=2, description="windows before the learners are compared")
+    learner_threshold: float = Field(1.0, gt=0, description="guarded/shadow divergence (group spreads) that alerts")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> DetectionSettings:
+        if self.cusum_h_off >= self.cusum_h:
+            raise ValueError("cusum_h_off must be below cusum_h")
+        return self
+
+
+class MetricsSettings(_Section):
+    """The Prometheus endpoint."""
+
+    host: str = Field("127.0.0.1", description="address /metrics listens on")
+    port: int = Field(9108, ge=0, le=65535, description="port of /metrics (0: pick a free one)")
+    enabled: bool = Field(True, description="serve /metrics")
+
+
+class Settings(BaseSettings):
+    """Settings shared by every command."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True,
+        cli_kebab_case=True, nested_model_default_partial_update=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    detection: DetectionSettings = DetectionSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if CONFIG_FILE is not None:
+            sources.append(_file_source(settings_cls, CONFIG_FILE))
+        return tuple(sources)
+
+
+def _file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    from pydantic_settings import TomlConfigSettingsSource, YamlConfigSettingsSource
+
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return YamlConfigSettingsSource(settings_cls, yaml_file=path)
+    return TomlConfigSettingsSource(settings_cls, toml_file=path)
+
+
+def describe(model: type[BaseModel], prefix: str = "") -> list[dict[str, Any]]:
+    """Every option: dotted name, default and description (for docs and `config`)."""
+    rows = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows += describe(ann, f"{prefix}{name}.")
+        else:
+            rows.append({"option": f"{prefix}{name}", "default": field.default, "description": field.description or ""})
+    return rows

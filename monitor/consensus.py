@@ -1,0 +1,73 @@
+"""Robust consensus of a group per window: median, MAD, then the mean of the inliers.
+
+Pure numpy over a matrix of windows (rows) by devices (columns), NaN where a
+device sent nothing or is not trusted. A row with fewer than ``min_devices``
+usable readings is *uncertain*: its consensus is NaN rather than a guess.
+
+>>> x = np.array([[1.0, 1.2, 0.8, 1.1, 50.0], [2.0, np.nan, np.nan, np.nan, np.nan]])
+>>> c = robust_consensus(x, min_devices=3)
+>>> np.round(c.value, 3).tolist(), c.uncertain.tolist(), c.n_used.tolist()
+([1.025, nan], [False, True], [4, 1])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class Consensus:
+    value: np.ndarray      # (R,) consensus per window, NaN if uncertain
+    median: np.ndarray     # (R,) plain median of the usable readings
+    spread: np.ndarray     # (R,) robust sigma (MAD * 1.4826) across devices
+    n_used: np.ndarray     # (R,) readings that entered the final mean
+    n_valid: np.ndarray    # (R,) usable readings before outlier rejection
+    uncertain: np.ndarray  # (R,) bool
+
+
+def nanmedian_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median of each row ignoring NaN (NaN for an empty row), and the count used."""
+    s = np.sort(x, axis=1)  # NaN sort last
+    n = np.sum(~np.isnan(x), axis=1)
+    lo = np.clip((n - 1) // 2, 0, max(x.shape[1] - 1, 0))
+    hi = np.clip(n // 2, 0, max(x.shape[1] - 1, 0))
+    a = np.take_along_axis(s, lo[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(s, hi[:, None], axis=1)[:, 0]
+    med = np.where(n > 0, 0.5 * (a + b), np.nan)
+    return med, n
+
+
+def robust_consensus(values: np.ndarray, min_devices: int = 3, cutoff: float = 3.0,
+                     min_spread: float = 1e-9) -> Consensus:
+    """Median/MAD consensus with a one-step outlier rejection, per row.
+
+    Parameters
+    ----------
+    values
+        (R, C) readings, NaN for missing or excluded devices.
+    min_devices
+        Fewer usable readings than this make the row uncertain.
+    cutoff
+        Readings further than ``cutoff`` robust sigmas from the median are
+        left out of the final mean.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError("values must be a 2-D (windows x devices) matrix")
+    med, n_valid = nanmedian_rows(x)
+    dev = np.abs(x - med[:, None])
+    mad, _ = nanmedian_rows(dev)
+    spread = MAD_TO_SIGMA * mad
+    tol = cutoff * np.maximum(spread, min_spread)
+    inlier = dev <= tol[:, None]  # False for NaN
+    n_used = inlier.sum(axis=1)
+    total = np.where(inlier, x, 0.0).sum(axis=1)
+    mean = np.divide(total, n_used, out=np.full(len(x), np.nan), where=n_used > 0)
+    uncertain = n_valid < min_devices
+    value = np.where(uncertain, np.nan, mean)
+    return Consensus(value=value, median=med, spread=spread, n_used=n_used,
+                     n_valid=n_valid, uncertain=uncertain)

@@ -1,0 +1,182 @@
+"""Per-device scoring: residual against the consensus and the device's own history,
+the detectors over it, and alert hysteresis (firing -> resolved)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.detectors.base import Detector, Observation
+from monitor.detectors.cusum import MeanShiftCusum
+from monitor.detectors.replay import ReplayDetector
+from monitor.detectors.spike import SpikeDetector
+from monitor.detectors.stuck import StuckDetector
+from monitor.detectors.variance import VarianceCusum
+
+#: alert types in the order they win when several detectors alarm at once
+TYPES = ("stuck", "replay", "spike", "noise", "bias", "drift")
+
+
+@dataclass(frozen=True)
+class DeviceEvents:
+    """Alarm transitions of one window round, resolutions first (one entry an event)."""
+
+    position: np.ndarray   # index into the devices passed to `DeviceMonitor.update`
+    firing: np.ndarray     # bool: started firing (else resolved)
+    types: np.ndarray      # alert type (str)
+    onset: np.ndarray      # onset window (float)
+    score: np.ndarray      # score: the live statistic when firing, the peak when resolved
+
+
+class DeviceMonitor:
+    """Learns each device's offset and residual scale, scores windows, keeps alarms.
+
+    The residual ``r = value - consensus`` of a device has its own mean (the
+    calibration offset) and scale; both are learned by running averages with
+    weight ``max(alpha, 1/n)``, the device is scored once ``warmup`` windows
+    are known, and it learns only from windows that were scored clean (not in alarm, CUSUM below half its threshold,
+    ``|z|`` below the clip): score before learning, never learn from what was
+    flagged.
+
+    State per device: ``n``, ``mean``, ``var`` (residual statistics), ``firing``,
+    ``type`` (index in TYPES), ``onset``, ``peak``, plus each detector's.
+    """
+
+    def __init__(self, warmup: int = 60, alpha: float = 0.002, min_scale: float = 1e-6,
+                 cusum: MeanShiftCusum | None = None, variance: VarianceCusum | None = None,
+                 spike: SpikeDetector | None = None, stuck: StuckDetector | None = None,
+                 replay: ReplayDetector | None = None) -> None:
+        if warmup < 2 or not (0 < alpha < 1) or min_scale <= 0:
+            raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0")
+        self.warmup, self.alpha, self.min_scale = warmup, alpha, min_scale
+        self.cusum = cusum or MeanShiftCusum()
+        self.variance = variance or VarianceCusum()
+        self.spike = spike or SpikeDetector()
+        self.stuck = stuck or StuckDetector()
+        self.replay = replay or ReplayDetector()
+        self._n = np.zeros(0, np.int64)
+        self._mean = np.zeros(0)
+        self._var = np.zeros(0)
+        self._firing = np.zeros(0, bool)
+        self._type = np.zeros(0, np.int8)
+        self._onset = np.zeros(0)
+        self._peak = np.zeros(0)
+
+    @property
+    def detectors(self) -> tuple[Detector, ...]:
+        return (self.cusum, self.variance, self.spike, self.stuck, self.replay)
+
+    def resize(self, n: int) -> None:
+        if n <= len(self._n):
+            return
+        size = max(n, 2 * len(self._n))
+        grow = lambda a, v: np.r_[a, np.full(size - len(a), v, dtype=a.dtype)]  # noqa: E731
+        self._n, self._mean, self._var = grow(self._n, 0), grow(self._mean, 0.0), grow(self._var, 0.0)
+        self._firing, self._type = grow(self._firing, False), grow(self._type, 0)
+        self._onset, self._peak = grow(self._onset, 0.0), grow(self._peak, 0.0)
+        for det in self.detectors:
+            det.resize(size)
+
+    @property
+    def firing(self) -> np.ndarray:
+        """Bool per device index: currently in alarm."""
+        return self._firing
+
+    def scale(self, devices: np.ndarray) -> np.ndarray:
+        """Learned residual scale (value units) of these devices."""
+        return np.sqrt(np.maximum(self._var[devices], 0.0))
+
+    def offset(self, devices: np.ndarray) -> np.ndarray:
+        """Learned calibration offset (mean residual against the consensus) of these devices."""
+        return self._mean[devices]
+
+    def update(self, devices: np.ndarray, window: np.ndarray, value: np.ndarray,
+               consensus: np.ndarray) -> DeviceEvents:
+        """Score one window of these devices against their group's consensus."""
+        d = devices
+        r = value - consensus
+        n = self._n[d]
+        warm = n >= self.warmup
+        scale = np.maximum(self.scale(d), self.min_scale * (1.0 + np.abs(consensus)))
+        z = np.where(warm, (r - self._mean[d]) / scale, 0.0)
+        events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], scale[warm])
+        # learn (every window while warming up, then only clean ones)
+        pos, neg = self.cusum.sides(d)
+        clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
+                         & (np.abs(z) < self.cusum.clip))
+        self._learn(d[clean], r[clean])
+        idx = np.flatnonzero(warm)
+        return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
+                            onset=events.onset, score=events.score)
+
+    def _learn(self, d: np.ndarray, r: np.ndarray) -> None:
+        """Running mean and variance with weight ``max(alpha, 1/n)``: exact averages
+        while few windows are known, an exponential average after ``1/alpha``."""
+        n = self._n[d] + 1
+        a = np.maximum(self.alpha, 1.0 / n)
+        delta = r - self._mean[d]
+        self._mean[d] += a * delta
+        self._var[d] = (1 - a) * (self._var[d] + a * delta * delta)
+        self._n[d] = n
+
+    def _score(self, d, window, value, consensus, z, scale) -> DeviceEvents:
+        obs = Observation(devices=d, window=window, value=value, consensus=consensus, z=z, scale=scale)
+        mean = self.cusum.update(obs)
+        var = self.variance.update(obs)
+        spike = self.spike.update(obs)
+        stuck = self.stuck.update(obs)
+        replay = self.replay.update(obs)
+        stuck_alarm = stuck.alarm | (mean.alarm & (self.stuck.run(d) >= self.stuck.min_run))
+        drift = self.cusum.kind(d) == "drift"
+        # candidates in TYPES order: stuck, replay, spike, noise, bias, drift
+        alarms = np.stack([stuck_alarm, replay.alarm, spike.alarm, var.alarm, mean.alarm & ~drift,
+                           mean.alarm & drift])
+        scores = np.stack([stuck.score, replay.score, spike.score, var.score, mean.score, mean.score])
+        onsets = np.stack([stuck.onset, replay.onset, spike.onset, var.onset, mean.onset,
+                           self.cusum.ramp_onset(d)])
+        any_alarm = alarms.any(axis=0)
+        first = np.argmax(alarms, axis=0)
+        cols = np.arange(len(d))
+        was = self._firing[d]
+        old_type = self._type[d]
+        # a more specific verdict found later (stuck, replay, noise; not a spike) replaces the
+        # current one: resolve it and fire the new one
+        upgrade = was & any_alarm & (first < old_type) & (first != TYPES.index("spike"))
+        fired = np.flatnonzero(any_alarm & (~was | upgrade))
+        resolved = np.flatnonzero((~any_alarm & was) | upgrade)
+        peak_before = self._peak[d].copy()
+        onset_before = self._onset[d].copy()
+        self._type[d[fired]] = first[fired]
+        self._onset[d[fired]] = onsets[first[fired], fired]
+        live = scores[self._type[d], cols]
+        fresh = ~was | upgrade
+        self._peak[d] = np.where(any_alarm, np.where(fresh, live, np.maximum(peak_before, live)), 0.0)
+        self._firing[d] = any_alarm
+        types = np.asarray(TYPES, dtype=object)
+        return DeviceEvents(
+            position=np.r_[resolved, fired],
+            firing=np.r_[np.zeros(len(resolved), bool), np.ones(len(fired), bool)],
+            types=np.r_[types[old_type[resolved]], types[self._type[d[fired]]]],
+            onset=np.r_[onset_before[resolved], self._onset[d[fired]]],
+            score=np.r_[peak_before[resolved], live[fired]],
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "n": self._n.tolist(), "mean": self._mean.tolist(), "var": self._var.tolist(),
+            "firing": self._firing.tolist(), "type": self._type.tolist(), "onset": self._onset.tolist(),
+            "peak": self._peak.tolist(),
+            "detectors": {det.name: det.state_dict() for det in self.detectors},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self._n = np.asarray(state["n"], np.int64)
+        self._mean = np.asarray(state["mean"], np.float64)
+        self._var = np.asarray(state["var"], np.float64)
+        self._firing = np.asarray(state["firing"], bool)
+        self._type = np.asarray(state["type"], np.int8)
+        self._onset = np.asarray(state["onset"], np.float64)
+        self._peak = np.asarray(state["peak"], np.float64)
+        for det in self.detectors:
+            det.load_state_dict(state["detectors"][det.name])

@@ -1,0 +1,82 @@
+"""A device re-sending a stretch of its own past: exact repeats of value sequences."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from monitor.detectors.base import Detection, Detector, Observation
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _hash(last: np.ndarray) -> np.ndarray:
+    """A 32-bit fingerprint of each row of float64 values (exact bit patterns)."""
+    bits = np.ascontiguousarray(last).view(np.uint64)
+    h = np.full(len(last), np.uint64(0xCBF29CE484222325))
+    with np.errstate(over="ignore"):
+        for j in range(bits.shape[1]):
+            h = (h ^ bits[:, j]) * _MIX
+            h ^= h >> np.uint64(29)
+    return (h >> np.uint64(32)).astype(np.uint32)
+
+
+class ReplayDetector(Detector):
+    """Fingerprints every run of ``k`` consecutive values and remembers the last
+    ``capacity`` of them; alarm after ``min_matches`` consecutive windows whose
+    ``k``-gram was seen before (and is not constant, which is ``stuck``); off
+    after as many consecutive windows without a match.
+
+    A replay of the device's own past is seen only if it repeats a stretch of
+    at most ``capacity`` windows ago; older replays show as bias, drift or noise
+    against the consensus instead.
+
+    State per device: ``last`` (k floats), ``ring`` (capacity uint32),
+    ``pos``, ``hits``, ``misses``, ``start``, ``alarm``: about 4·capacity + 8·k + 40 bytes.
+
+    >>> det = ReplayDetector(k=3, capacity=16, min_matches=2)
+    >>> det.resize(1)
+    >>> seq = [1.5, 2.25, 0.5, 3.0, 1.0, 1.5, 2.25, 0.5, 3.0]
+    >>> [bool(det.update(Observation(np.array([0]), np.array([w]), np.array([v]), np.zeros(1),
+    ...       np.zeros(1), np.ones(1))).alarm[0]) for w, v in enumerate(seq)]
+    [False, False, False, False, False, False, False, False, True]
+    """
+
+    name = "replay"
+
+    def __init__(self, k: int = 4, capacity: int = 128, min_matches: int = 3) -> None:
+        if not (k >= 2 and capacity >= 1 and min_matches >= 1):
+            raise ValueError("ReplayDetector needs k >= 2, capacity >= 1, min_matches >= 1")
+        self.k, self.capacity, self.min_matches = k, capacity, min_matches
+        super().__init__()
+
+    _state = {"last": ("float64", np.nan), "filled": ("int64", 0), "ring": ("uint32", 0),
+              "pos": ("int64", 0), "hits": ("int64", 0), "misses": ("int64", 0),
+              "start": ("float64", 0.0), "alarm": ("bool", False)}
+
+    def _spec(self, key: str) -> tuple[str, float, tuple[int, ...]]:
+        dtype, init, _ = super()._spec(key)
+        shape = {"last": (self.k,), "ring": (self.capacity,)}.get(key, ())
+        return dtype, init, shape
+
+    def update(self, obs: Observation) -> Detection:
+        d = obs.devices
+        last = np.concatenate([self._last[d][:, 1:], obs.value[:, None]], axis=1)
+        self._last[d] = last
+        filled = np.minimum(self._filled[d] + 1, self.k)
+        self._filled[d] = filled
+        ready = (filled >= self.k) & (np.ptp(last, axis=1) > 0)
+        h = _hash(last) | np.uint32(1)  # 0 marks an empty ring slot
+        ring = self._ring[d]
+        seen = ready & (ring == h[:, None]).any(axis=1)
+        pos = self._pos[d]
+        ring[np.arange(len(d)), pos] = np.where(ready, h, ring[np.arange(len(d)), pos])
+        self._ring[d] = ring
+        self._pos[d] = np.where(ready, (pos + 1) % self.capacity, pos)
+        hits = np.where(seen, self._hits[d] + 1, 0)
+        misses = np.where(seen, 0, self._misses[d] + 1)
+        self._start[d] = np.where(seen & (self._hits[d] == 0), obs.window - self.k + 1, self._start[d])
+        self._hits[d], self._misses[d] = hits, misses
+        was = self._alarm[d]
+        alarm = np.where(was, misses < self.min_matches, hits >= self.min_matches)
+        self._alarm[d] = alarm
+        return Detection(alarm=alarm, score=hits.astype(np.float64), onset=self._start[d].copy())

@@ -1,0 +1,1 @@
+"""Ingest: transports (memory, file, Kafka) and the decoding of raw messages."""

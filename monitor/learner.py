@@ -1,0 +1,126 @@
+"""A guarded online learner per group (River), with an unguarded shadow beside it.
+
+Each group has a River linear model that forecasts the group's consensus from
+the time of day. The *guarded* model learns only from the robust consensus of
+trusted devices, and only in windows whose consensus was certain. The
+*shadow* learns from the plain mean of every reading, as an unprotected
+pipeline would. Both are scored before they learn. A differential test
+compares their forecasts on each window: when they diverge by more than
+``threshold`` group spreads (exponentially averaged), the data stream is
+trying to move what is learned, and a ``learner`` alert fires.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from river import linear_model, optim
+
+DAY = 86400.0
+
+
+def time_features(ts: float) -> dict[str, float]:
+    """Daily and half-daily harmonics of the event time.
+
+    >>> sorted(time_features(0.0))
+    ['cos1', 'cos2', 'sin1', 'sin2']
+    """
+    a = 2.0 * math.pi * (ts % DAY) / DAY
+    return {"sin1": math.sin(a), "cos1": math.cos(a), "sin2": math.sin(2 * a), "cos2": math.cos(2 * a)}
+
+
+def _model(lr: float) -> linear_model.LinearRegression:
+    return linear_model.LinearRegression(optimizer=optim.SGD(lr), intercept_lr=lr, l2=0.0)
+
+
+def _weights(model: linear_model.LinearRegression) -> dict:
+    return {"weights": {k: float(v) for k, v in model._weights.items()}, "intercept": float(model.intercept)}
+
+
+def _load(model: linear_model.LinearRegression, state: dict) -> None:
+    for k, v in state["weights"].items():
+        model._weights[k] = v
+    model.intercept = state["intercept"]
+
+
+@dataclass(frozen=True)
+class LearnerStep:
+    """What the differential test saw in one window of one group."""
+
+    divergence: float          # |guarded - shadow| forecast, in group spreads (averaged)
+    guarded_error: float       # |forecast - consensus| of the guarded model (value units), NaN if none
+    shadow_error: float        # same for the shadow, against the same trusted consensus
+    alarm: bool
+    changed: bool              # alarm switched on or off in this window
+
+
+class GroupLearner:
+    """The guarded model, its shadow, and their differential test, for one group.
+
+    >>> gl = GroupLearner(warmup=5)
+    >>> steps = [gl.update(ts=600.0 * i, consensus=20.0, plain_mean=20.0 + (3 if i > 50 else 0), spread=1.0)
+    ...          for i in range(300)]
+    >>> steps[40].alarm, steps[-1].alarm
+    (False, True)
+    """
+
+    def __init__(self, lr: float = 0.05, warmup: int = 30, alpha: float = 0.05, threshold: float = 1.0) -> None:
+        if not (lr > 0 and warmup >= 2 and 0 < alpha <= 1 and threshold > 0):
+            raise ValueError("GroupLearner needs lr > 0, warmup >= 2, 0 < alpha <= 1, threshold > 0")
+        self.lr, self.warmup, self.alpha, self.threshold = lr, warmup, alpha, threshold
+        self._guarded = _model(lr)
+        self._shadow = _model(lr)
+        self._n = 0
+        self._mu = 0.0
+        self._m2 = 0.0
+        self._spread = 0.0
+        self._div = 0.0
+        self._alarm = False
+
+    @property
+    def _sd(self) -> float:
+        return math.sqrt(self._m2 / max(self._n - 1, 1)) or 1.0
+
+    def forecast(self, ts: float) -> float:
+        """The guarded model's forecast of the consensus at ``ts`` (value units)."""
+        return self._mu + self._sd * self._guarded.predict_one(time_features(ts))
+
+    def update(self, ts: float, consensus: float, plain_mean: float, spread: float) -> LearnerStep:
+        """Score then learn one window. ``consensus`` is NaN when it was uncertain."""
+        certain = math.isfinite(consensus)
+        if self._n < self.warmup:
+            if certain:  # Welford: fix the target's location and scale
+                self._n += 1
+                delta = consensus - self._mu
+                self._mu += delta / self._n
+                self._m2 += delta * (consensus - self._mu)
+                self._spread += (spread - self._spread) / self._n
+            return LearnerStep(0.0, math.nan, math.nan, False, False)
+        x = time_features(ts)
+        sd = self._sd
+        pg = self._mu + sd * self._guarded.predict_one(x)
+        ps = self._mu + sd * self._shadow.predict_one(x)
+        g_err = abs(pg - consensus) if certain else math.nan
+        s_err = abs(ps - consensus) if certain else math.nan
+        if certain and spread > 0:
+            self._spread += self.alpha * 0.1 * (spread - self._spread)
+        gap = abs(pg - ps) / max(self._spread, 1e-12)
+        self._div += self.alpha * (gap - self._div)
+        was = self._alarm
+        self._alarm = self._div > self.threshold if not was else self._div > 0.5 * self.threshold
+        if certain:
+            self._guarded.learn_one(x, (consensus - self._mu) / sd)
+        if math.isfinite(plain_mean):
+            self._shadow.learn_one(x, (plain_mean - self._mu) / sd)
+        return LearnerStep(self._div, g_err, s_err, self._alarm, self._alarm != was)
+
+    def state_dict(self) -> dict:
+        return {"n": self._n, "mu": self._mu, "m2": self._m2, "spread": self._spread, "div": self._div,
+                "alarm": self._alarm, "guarded": _weights(self._guarded), "shadow": _weights(self._shadow)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._n, self._mu, self._m2 = state["n"], state["mu"], state["m2"]
+        self._spread, self._div, self._alarm = state["spread"], state["div"], state["alarm"]
+        _load(self._guarded, state["guarded"])
+        _load(self._shadow, state["shadow"])

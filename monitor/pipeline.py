@@ -1,0 +1,277 @@
+"""The detection pipeline: decoded readings in, alerts out. Pure: no I/O, no clock.
+
+The same `Pipeline` runs under the in-memory demo, a file replay and the Kafka
+service; its output depends on the order of readings within each group, never
+on how they were cut into micro-batches.
+
+Per closed window of a group: robust consensus over the trusted devices,
+each corrected by its learned calibration offset (uncertain when too few) → each device's standardised residual through the
+per-device detectors (score first, learn only from what passed) → the
+collusion detector over the group's CUSUM statistics → the guarded River
+learner and its unguarded shadow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from monitor.alerts import alert_id, make_alert
+from monitor.collusion import CollusionDetector, CollusionEvent
+from monitor.config import DetectionSettings
+from monitor.consensus import robust_consensus
+from monitor.detectors import MeanShiftCusum, ReplayDetector, SpikeDetector, StuckDetector, VarianceCusum
+from monitor.detectors.device import DeviceMonitor
+from monitor.ingest.decode import DecodedBatch
+from monitor.learner import GroupLearner
+from monitor.registry import Registry
+from monitor.schema import Alert
+from monitor.windows import WindowAligner, WindowRound
+
+DETECTOR_OF_TYPE = {"stuck": "StuckDetector", "replay": "ReplayDetector", "spike": "SpikeDetector",
+                    "noise": "VarianceCusum", "bias": "MeanShiftCusum", "drift": "MeanShiftCusum"}
+
+
+@dataclass
+class StepResult:
+    """What one micro-batch produced, and counts for the metrics."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    readings: int = 0
+    late: int = 0
+    windows: int = 0
+    uncertain_windows: int = 0
+    max_event_ts: float = -math.inf
+
+
+def infer_window_seconds(device_ids: list[str], ts: np.ndarray) -> float:
+    """The typical spacing between a device's successive readings (median of positive gaps).
+
+    >>> infer_window_seconds(["a", "b", "a", "b", "a"], np.array([0.0, 1.0, 60.0, 61.0, 120.0]))
+    60.0
+    """
+    if len(ts) < 2:
+        raise ValueError("need at least two readings to infer the window length")
+    codes = np.unique(np.asarray(device_ids, dtype=object), return_inverse=True)[1]
+    order = np.lexsort((ts, codes))
+    same = codes[order][1:] == codes[order][:-1]
+    gaps = np.diff(ts[order])[same]
+    gaps = gaps[gaps > 0]
+    if len(gaps) == 0:
+        raise ValueError("cannot infer the window length: no device sent two readings at different times")
+    return float(np.median(gaps))
+
+
+class Pipeline:
+    """Stateful detection over a stream of decoded micro-batches."""
+
+    def __init__(self, settings: DetectionSettings, window_seconds: float | None = None) -> None:
+        self.settings = settings
+        self.window_seconds = window_seconds or settings.window_seconds
+        if self.window_seconds is None:
+            raise ValueError("detection.window_seconds is not set and was not inferred")
+        s = settings
+        lateness = s.lateness_seconds if s.lateness_seconds is not None else self.window_seconds
+        self.registry = Registry()
+        self.aligner = WindowAligner(self.window_seconds, lateness)
+        self.devices = DeviceMonitor(
+            warmup=s.warmup, alpha=s.alpha,
+            cusum=MeanShiftCusum(k=s.cusum_k, h=s.cusum_h, h_off=s.cusum_h_off, clip=s.clip),
+            variance=VarianceCusum(ratio=s.noise_ratio, h=s.noise_h, h_off=s.cusum_h_off, clip=s.clip),
+            spike=SpikeDetector(threshold=s.spike_z, quiet=s.spike_quiet),
+            stuck=StuckDetector(min_run=s.stuck_min_run, min_move=s.stuck_min_move),
+            replay=ReplayDetector(k=s.replay_k, capacity=s.replay_capacity, min_matches=s.replay_min_matches),
+        )
+        self.collusion = CollusionDetector(
+            h=s.cusum_h, candidate=s.collusion_candidate, pooled=s.collusion_pooled,
+            min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
+            onset_tolerance=s.collusion_onset_tolerance)
+        self._learners: dict[int, GroupLearner] = {}
+        self._uncertain: set[int] = set()
+        self._counts: Counter[str] = Counter()
+
+    # ---------------------------------------------------------------- driving
+    def process(self, batch: DecodedBatch, flush: bool = False) -> StepResult:
+        """Feed one micro-batch (readings in arrival order); returns the alerts it caused."""
+        out = StepResult(readings=len(batch))
+        if len(batch):
+            dev = self.registry.index(batch.groups, batch.device_ids)
+            n = self.registry.n_devices
+            self.devices.resize(n)
+            groups = self.registry.device_group[dev]
+            out.late = self.aligner.add(groups, dev, batch.ts, batch.values, self.registry.device_local[dev])
+            out.max_event_ts = float(batch.ts.max())
+        for rnd in self.aligner.close(flush=flush):
+            self._round(rnd, out)
+        return out
+
+    def flush(self) -> StepResult:
+        """Close every open window (end of a file, or an idle stream)."""
+        return self.process(DecodedBatch(), flush=True)
+
+    # ---------------------------------------------------------------- one round
+    def _untrusted(self, devices: np.ndarray) -> np.ndarray:
+        bad = self.devices.firing[np.maximum(devices, 0)].copy()
+        members = self.collusion.members()
+        if len(members):
+            bad |= np.isin(devices, members)
+        return bad & (devices >= 0)
+
+    def _round(self, rnd: WindowRound, out: StepResult) -> None:
+        W = self.window_seconds
+        present = rnd.devices >= 0
+        untrusted = self._untrusted(rnd.devices)
+        trusted = present & ~untrusted
+        # remove each device's learned calibration offset so the consensus is not shaken by which
+        # devices happen to be inliers; the offsets' common level cancels out of every residual
+        offsets = self.devices.offset(np.maximum(rnd.devices, 0))
+        corrected = np.where(trusted, rnd.values - offsets, np.nan)
+        cons = robust_consensus(corrected, min_devices=self.settings.min_devices,
+                                cutoff=self.settings.consensus_cutoff)
+        out.windows += len(rnd.groups)
+        out.uncertain_windows += int(cons.uncertain.sum())
+        self._consensus_alerts(rnd, cons.uncertain, cons.n_valid, out)
+
+        rows, cols = np.nonzero(present & ~cons.uncertain[:, None])
+        devices = rnd.devices[rows, cols]
+        events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], cons.value[rows])
+        names = self.registry.device_names
+        gnames = self.registry.group_names
+        for j, pos in enumerate(events.position):
+            d = int(devices[pos])
+            typ = str(events.types[j])
+            onset_ts = float(events.onset[j]) * W
+            g = gnames[int(rnd.groups[rows[pos]])]
+            state = "firing" if events.firing[j] else "resolved"
+            out.alerts.append(make_alert(
+                alert_id=alert_id("device", typ, g, [names[d]], onset_ts), state=state, kind="device",
+                type_=typ, group=g, devices=[names[d]], onset_ts=onset_ts, ts=(rnd.windows[rows[pos]] + 1) * W,
+                score=events.score[j],
+                evidence={"detector": DETECTOR_OF_TYPE[typ], "value": float(rnd.values[rows[pos], cols[pos]]),
+                          "consensus": float(cons.value[rows[pos]]),
+                          "offset": float(self.devices._mean[d]), "scale": float(self.devices.scale(np.array([d]))[0]),
+                          "window_seconds": W}))
+
+        pos_all, neg_all = self.devices.cusum.sides(devices)
+        pstart, nstart = self.devices.cusum.starts(devices)
+        thr = self.collusion.candidate * self.collusion.h
+        cand_rows = np.unique(rows[np.maximum(pos_all, neg_all) >= thr])
+        active = {s.group for s in self.collusion.active()}
+        for r in range(len(rnd.groups)):
+            g = int(rnd.groups[r])
+            if cons.uncertain[r] or (r not in cand_rows and g not in active):
+                continue
+            sel = rows == r
+            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], pos_all[sel], neg_all[sel],
+                                        pstart[sel], nstart[sel])
+            for ev in evs:
+                out.alerts.append(self._collusion_alert(ev))
+
+        for r in range(len(rnd.groups)):
+            self._learn(rnd, r, cons.value[r], cons.spread[r], present[r], out)
+
+    def _consensus_alerts(self, rnd: WindowRound, uncertain: np.ndarray, n_valid: np.ndarray, out: StepResult) -> None:
+        W = self.window_seconds
+        for r, g in enumerate(rnd.groups.tolist()):
+            was = g in self._uncertain
+            if bool(uncertain[r]) == was:
+                continue
+            name = self.registry.group_names[g]
+            ts = float((rnd.windows[r] + 1) * W)
+            if not was:
+                self._uncertain.add(g)
+                self._counts[f"uncertain_onset:{g}"] = int(rnd.windows[r])
+            else:
+                self._uncertain.discard(g)
+            onset = self._counts[f"uncertain_onset:{g}"] * W
+            out.alerts.append(make_alert(
+                alert_id=alert_id("consensus", "uncertain", name, [], onset), state="firing" if not was else "resolved",
+                kind="consensus", type_="uncertain", group=name, devices=[], onset_ts=onset, ts=ts,
+                score=float(n_valid[r]),
+                evidence={"detector": "robust_consensus", "trusted_readings": int(n_valid[r]),
+                          "min_devices": self.settings.min_devices}))
+
+    def _collusion_alert(self, ev: CollusionEvent) -> Alert:
+        W = self.window_seconds
+        s = ev.set
+        name = self.registry.group_names[s.group]
+        members = sorted(self.registry.device_names[d] for d in s.members)
+        onset = s.onset * W
+        return make_alert(
+            alert_id=alert_id("collusion", "collusion", name, ["up" if s.direction > 0 else "down"], onset),
+            state=ev.state, kind="collusion", type_="collusion", group=name, devices=members, onset_ts=onset,
+            ts=(ev.window + 1) * W, score=s.score,
+            evidence={"detector": "CollusionDetector", "direction": "high" if s.direction > 0 else "low",
+                      "members": len(members), "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
+                      "pooled_cusum": round(s.score, 3)})
+
+    def _learn(self, rnd: WindowRound, r: int, consensus: float, spread: float, present: np.ndarray,
+               out: StepResult) -> None:
+        g = int(rnd.groups[r])
+        learner = self._learners.get(g)
+        if learner is None:
+            s = self.settings
+            learner = self._learners[g] = GroupLearner(lr=s.learner_lr, warmup=s.learner_warmup,
+                                                       threshold=s.learner_threshold)
+        ts = float((rnd.windows[r] + 1) * self.window_seconds)
+        vals = rnd.values[r][present]
+        step = learner.update(ts=ts, consensus=float(consensus), plain_mean=float(vals.mean()) if len(vals) else math.nan,
+                              spread=float(spread))
+        if not step.changed:
+            return
+        name = self.registry.group_names[g]
+        if step.alarm:
+            self._counts[f"learner_onset:{g}"] = int(rnd.windows[r])
+        onset = self._counts[f"learner_onset:{g}"] * self.window_seconds
+        devs = rnd.devices[r][present]
+        blocked = sorted(self.registry.device_names[int(d)] for d in devs[self._untrusted(devs)])
+        out.alerts.append(make_alert(
+            alert_id=alert_id("learner", "poisoning", name, [], onset), state="firing" if step.alarm else "resolved",
+            kind="learner", type_="poisoning", group=name, devices=blocked, onset_ts=onset, ts=ts,
+            score=step.divergence,
+            evidence={"detector": "GroupLearner", "divergence_spreads": round(step.divergence, 4),
+                      "threshold": self.settings.learner_threshold,
+                      "guarded_abs_error": step.guarded_error, "shadow_abs_error": step.shadow_error}))
+
+    # ---------------------------------------------------------------- views
+    def firing_devices(self) -> int:
+        return int(self.devices.firing[: self.registry.n_devices].sum())
+
+    def collusion_sets(self) -> int:
+        return len(self.collusion.active())
+
+    def uncertain_groups(self) -> int:
+        return len(self._uncertain)
+
+    def learner_divergence(self) -> float:
+        return max((gl._div for gl in self._learners.values()), default=0.0)
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """All learned state as plain JSON-able numbers, lists and dicts (no pickle)."""
+        return {
+            "version": 1, "window_seconds": self.window_seconds,
+            "registry": self.registry.state_dict(), "aligner": self.aligner.state_dict(),
+            "devices": self.devices.state_dict(), "collusion": self.collusion.state_dict(),
+            "learners": {str(g): gl.state_dict() for g, gl in self._learners.items()},
+            "uncertain": sorted(self._uncertain), "counts": dict(self._counts),
+        }
+
+    @classmethod
+    def from_state(cls, settings: DetectionSettings, state: dict) -> "Pipeline":
+        p = cls(settings, window_seconds=state["window_seconds"])
+        p.registry = Registry.from_state(state["registry"])
+        p.aligner.load_state_dict(state["aligner"])
+        p.devices.load_state_dict(state["devices"])
+        p.collusion.load_state_dict(state["collusion"])
+        for g, st in state["learners"].items():
+            gl = GroupLearner(lr=settings.learner_lr, warmup=settings.learner_warmup,
+                              threshold=settings.learner_threshold)
+            gl.load_state_dict(st)
+            p._learners[int(g)] = gl
+        p._uncertain = set(state["uncertain"])
+        p._counts = Counter(state["counts"])
+        return p

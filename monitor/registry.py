@@ -1,0 +1,102 @@
+"""Stable integer indices for groups and devices, so that the maths runs on arrays."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+class Registry:
+    """Maps group names and (group, device_id) pairs to dense integer indices.
+
+    A device is identified by its group and id: the same id in two groups is
+    two devices. Indices never change once given, so per-device state arrays
+    can be indexed by them.
+
+    >>> reg = Registry()
+    >>> reg.index(["g1", "g1", "g2"], ["a", "b", "a"]).tolist()
+    [0, 1, 2]
+    >>> reg.device_group.tolist(), reg.device_local.tolist()
+    ([0, 0, 1], [0, 1, 0])
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[str, int] = {}
+        self._devices: dict[tuple[str, str], int] = {}
+        self.group_names: list[str] = []
+        self.device_names: list[str] = []
+        self._group_size: list[int] = []
+        self._device_group: list[int] = []
+        self._device_local: list[int] = []
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def group(self, name: str) -> int:
+        idx = self._groups.get(name)
+        if idx is None:
+            idx = self._groups[name] = len(self.group_names)
+            self.group_names.append(name)
+            self._group_size.append(0)
+        return idx
+
+    def index(self, groups: Sequence[str], device_ids: Sequence[str]) -> np.ndarray:
+        """Device indices for parallel lists of groups and ids, registering new ones."""
+        out = np.empty(len(device_ids), dtype=np.int64)
+        devices = self._devices
+        for i, key in enumerate(zip(groups, device_ids)):
+            idx = devices.get(key)
+            if idx is None:
+                g = self.group(key[0])
+                idx = devices[key] = len(self.device_names)
+                self.device_names.append(key[1])
+                self._device_group.append(g)
+                self._device_local.append(self._group_size[g])
+                self._group_size[g] += 1
+                self._arrays = None
+            out[i] = idx
+        return out
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.device_names)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_names)
+
+    def _cached(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = (
+                np.asarray(self._device_group, dtype=np.int64),
+                np.asarray(self._device_local, dtype=np.int64),
+            )
+        return self._arrays
+
+    @property
+    def device_group(self) -> np.ndarray:
+        """Group index of every device."""
+        return self._cached()[0]
+
+    @property
+    def device_local(self) -> np.ndarray:
+        """Position of every device inside its group (0, 1, ... in order of first sight)."""
+        return self._cached()[1]
+
+    def group_size(self, g: int) -> int:
+        return self._group_size[g]
+
+    def state_dict(self) -> dict:
+        return {
+            "groups": list(self.group_names),
+            "devices": [[self.group_names[g], d] for g, d in zip(self._device_group, self.device_names)],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Registry":
+        reg = cls()
+        for name in state["groups"]:
+            reg.group(name)
+        if state["devices"]:
+            groups, ids = zip(*state["devices"])
+            reg.index(groups, ids)
+        return reg
