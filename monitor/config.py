@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     metrics: MetricsSettings = MetricsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    config: Path | None = Field(None, description="settings file (TOML or YAML); the environment and flags override it")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -27,6 +27,19 @@ class Consensus:
     n_used: np.ndarray     # (R,) readings that entered the final mean
     n_valid: np.ndarray    # (R,) usable readings before outlier rejection
     uncertain: np.ndarray  # (R,) bool
+    inlier: np.ndarray     # (R, C) bool: the reading entered the final mean
+
+    def leave_one_out(self, values: np.ndarray) -> np.ndarray:
+        """(R, C) consensus of each row *without* each device's own reading.
+
+        A device is judged against the others: its residual then has the same
+        variance whether or not it is trusted, which keeps its learned scale
+        valid once it is excluded.
+        """
+        n = self.n_used[:, None]
+        loo = np.divide(self.value[:, None] * n - np.where(self.inlier, values, 0.0), n - 1,
+                        out=np.broadcast_to(self.value[:, None], values.shape).copy(), where=self.inlier & (n > 1))
+        return loo
 
 
 def nanmedian_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,4 +83,4 @@ def robust_consensus(values: np.ndarray, min_devices: int = 3, cutoff: float = 3
     uncertain = n_valid < min_devices
     value = np.where(uncertain, np.nan, mean)
     return Consensus(value=value, median=med, spread=spread, n_used=n_used,
-                     n_valid=n_valid, uncertain=uncertain)
+                     n_valid=n_valid, uncertain=uncertain, inlier=inlier)

@@ -137,7 +137,8 @@ class Pipeline:
 
         rows, cols = np.nonzero(present & ~cons.uncertain[:, None])
         devices = rnd.devices[rows, cols]
-        events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], cons.value[rows])
+        against = cons.leave_one_out(corrected)[rows, cols]  # each device against the others
+        events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against)
         names = self.registry.device_names
         gnames = self.registry.group_names
         for j, pos in enumerate(events.position):
@@ -151,7 +152,7 @@ class Pipeline:
                 type_=typ, group=g, devices=[names[d]], onset_ts=onset_ts, ts=(rnd.windows[rows[pos]] + 1) * W,
                 score=events.score[j],
                 evidence={"detector": DETECTOR_OF_TYPE[typ], "value": float(rnd.values[rows[pos], cols[pos]]),
-                          "consensus": float(cons.value[rows[pos]]),
+                          "consensus": float(cons.value[rows[pos]]), "against": float(against[pos]),
                           "offset": float(self.devices._mean[d]), "scale": float(self.devices.scale(np.array([d]))[0]),
                           "window_seconds": W}))
 

@@ -1,0 +1,212 @@
+"""The service loop: source → decode → pipeline → sink → commit, with metrics.
+
+Transport-agnostic: the same loop runs the demo (memory), a replay (file) and
+the Kafka service. The clock is read here, never in the maths.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from monitor.config import DetectionSettings
+from monitor.ingest.decode import DecodedBatch, decode_messages
+from monitor.ingest.messages import DeadLetter
+from monitor.ingest.source import Sink, Source
+from monitor.metrics import Metrics
+from monitor.pipeline import Pipeline, StepResult, infer_window_seconds
+from monitor.schema import Alert
+
+log = logging.getLogger("monitor")
+
+
+@dataclass
+class Totals:
+    """Running totals of a service (for summaries and the demo's live view)."""
+
+    messages: int = 0
+    readings: int = 0
+    late: int = 0
+    dead_letters: int = 0
+    windows: int = 0
+    alerts: int = 0
+    batches: int = 0
+    recent: list[Alert] = field(default_factory=list)
+
+
+class Service:
+    """Drives a `Pipeline` from a `Source` into a `Sink`, committing after delivery.
+
+    ``idle_flush_seconds``: once the source has been idle that long, every
+    open window is closed (so the tail of a finished stream is scored); 0 never.
+    """
+
+    def __init__(self, detection: DetectionSettings, source: Source, sink: Sink, metrics: Metrics | None = None,
+                 idle_flush_seconds: float = 0.0, poll_timeout_s: float = 0.5,
+                 on_step: Callable[["Service", StepResult], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self.detection = detection
+        self.source = source
+        self.sink = sink
+        self.metrics = metrics or Metrics()
+        self.idle_flush_seconds = idle_flush_seconds
+        self.poll_timeout_s = poll_timeout_s
+        self.on_step = on_step
+        self.pipeline: Pipeline | None = None
+        self.totals = Totals()
+        self._clock, self._wall = clock, wall
+        self._held: list[DecodedBatch] = []
+        self._last_input = clock()
+        self._flushed = True
+        self._stop = False
+
+    def stop(self) -> None:
+        """Ask the loop to finish after the current batch."""
+        self._stop = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
+    # ------------------------------------------------------------------ loop
+    def run(self, duration: float | None = None) -> Totals:
+        """Process until stopped, the duration passes, or a finite source is exhausted."""
+        end = None if duration is None else self._clock() + duration
+        while not self._stop:
+            if end is not None and self._clock() >= end:
+                break
+            timeout = self.poll_timeout_s if end is None else max(0.0, min(self.poll_timeout_s, end - self._clock()))
+            self.step(timeout)
+            if self.source.exhausted:
+                self.finish()
+                break
+        return self.totals
+
+    def step(self, timeout_s: float) -> StepResult:
+        """Poll one micro-batch, process it, deliver its results, then commit."""
+        messages = self.source.poll(timeout_s)
+        started = self._clock()
+        if messages:
+            self._last_input = started
+            self._flushed = False
+            batch = decode_messages(messages, self.detection.max_message_bytes)
+            result = self._process(batch)
+            dead = batch.dead_letters
+        elif (self.idle_flush_seconds > 0 and not self._flushed
+              and started - self._last_input >= self.idle_flush_seconds):
+            result, dead = self._flush(), []
+        else:
+            result, dead = StepResult(), []
+        if messages or result.alerts:
+            self._deliver(result.alerts, dead)
+            self.source.commit()
+        self._account(len(messages), result, dead, self._clock() - started if messages else None)
+        return result
+
+    def finish(self) -> StepResult:
+        """End of a finite stream: close every open window and deliver what it raises."""
+        result = self._flush()
+        self._deliver(result.alerts, [])
+        self.source.commit()
+        self._account(0, result, [], None)
+        return result
+
+    # ------------------------------------------------------------------ parts
+    def _process(self, batch: DecodedBatch) -> StepResult:
+        if self.pipeline is None:
+            self._held.append(batch)
+            held = self._merge(self._held)
+            try:
+                window = self.detection.window_seconds or infer_window_seconds(held.device_ids, held.ts)
+            except ValueError:
+                return StepResult(readings=len(batch))  # wait for more data to infer the window
+            self.pipeline = Pipeline(self.detection, window_seconds=window)
+            log.info("window length %s s (%s)", window, "configured" if self.detection.window_seconds else "inferred")
+            self._held = []
+            result = self.pipeline.process(held)
+            result.readings = len(batch)
+            return result
+        return self.pipeline.process(batch)
+
+    @staticmethod
+    def _merge(batches: list[DecodedBatch]) -> DecodedBatch:
+        import numpy as np
+
+        return DecodedBatch(
+            device_ids=[d for b in batches for d in b.device_ids], groups=[g for b in batches for g in b.groups],
+            ts=np.concatenate([b.ts for b in batches]), values=np.concatenate([b.values for b in batches]))
+
+    def _flush(self) -> StepResult:
+        self._flushed = True
+        if self.pipeline is None:
+            if not self._held:
+                return StepResult()
+            held = self._merge(self._held)
+            log.warning("stream ended before the window length could be inferred: %d readings not scored", len(held))
+            self._held = []
+            return StepResult()
+        return self.pipeline.flush()
+
+    def _deliver(self, alerts: list[Alert], dead: list[DeadLetter]) -> None:
+        """Send and wait for acknowledgement, retrying until it works or the service is stopped."""
+        delay = 0.5
+        while True:
+            try:
+                self.sink.alerts(alerts)
+                self.sink.dead_letters(dead)
+                self.sink.flush()
+                self.metrics.broker_up.set(1)
+                return
+            except Exception as exc:  # a transport failure: keep the batch, retry
+                self.metrics.delivery_failures.inc()
+                self.metrics.broker_up.set(0)
+                log.warning("could not deliver %d alerts and %d dead letters (%s: %s); retrying in %.1f s",
+                            len(alerts), len(dead), type(exc).__name__, exc, delay)
+                if self._stop:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _account(self, n_messages: int, result: StepResult, dead: list[DeadLetter], seconds: float | None) -> None:
+        m, t = self.metrics, self.totals
+        t.messages += n_messages
+        t.readings += result.readings
+        t.late += result.late
+        t.dead_letters += len(dead)
+        t.windows += result.windows
+        t.alerts += len(result.alerts)
+        if n_messages:
+            t.batches += 1
+        m.messages.inc(n_messages)
+        m.readings.labels("accepted").inc(result.readings - result.late)
+        m.readings.labels("late").inc(result.late)
+        for d in dead:
+            m.dead_letters.labels(d.reason).inc()
+        m.windows.inc(result.windows)
+        m.uncertain_windows.inc(result.uncertain_windows)
+        for a in result.alerts:
+            m.alert(a.kind, a.type, a.state)
+            log.info("ALERT %s %s/%s group=%s devices=%s onset_ts=%.0f score=%.2f id=%s", a.state, a.kind, a.type,
+                     a.group, ",".join(a.devices), a.onset_ts, a.score, a.alert_id)
+        if result.alerts:
+            t.recent = (t.recent + result.alerts)[-50:]
+        if seconds is not None:
+            m.batch_seconds.observe(seconds)
+        lag = self.source.lag()
+        if lag is not None:
+            m.consumer_lag.set(lag)
+        p = self.pipeline
+        if p is not None:
+            firing = p.firing_devices()
+            m.devices.labels("monitored").set(p.registry.n_devices - firing)
+            m.devices.labels("firing").set(firing)
+            m.groups.set(p.registry.n_groups)
+            m.collusion_sets.set(p.collusion_sets())
+            m.uncertain_groups.set(p.uncertain_groups())
+            m.learner_divergence.set(p.learner_divergence())
+        if result.max_event_ts > -float("inf"):
+            m.event_lag.set(self._wall() - result.max_event_ts)
+        if self.on_step is not None:
+            self.on_step(self, result)
