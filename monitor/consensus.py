@@ -55,7 +55,7 @@ def nanmedian_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def robust_consensus(values: np.ndarray, min_devices: int = 3, cutoff: float = 3.0,
-                     min_spread: float = 1e-9) -> Consensus:
+                     min_spread: float = 1e-9, steps: int = 2) -> Consensus:
     """Median/MAD consensus with a one-step outlier rejection, per row.
 
     Parameters
@@ -67,20 +67,27 @@ def robust_consensus(values: np.ndarray, min_devices: int = 3, cutoff: float = 3
     cutoff
         Readings further than ``cutoff`` robust sigmas from the median are
         left out of the final mean.
+    steps
+        Rejection rounds: each recomputes median and MAD from the readings
+        kept so far (a second round catches liars that inflated the first MAD).
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError("values must be a 2-D (windows x devices) matrix")
-    med, n_valid = nanmedian_rows(x)
-    dev = np.abs(x - med[:, None])
-    mad, _ = nanmedian_rows(dev)
-    spread = MAD_TO_SIGMA * mad
-    tol = cutoff * np.maximum(spread, min_spread)
-    inlier = dev <= tol[:, None]  # False for NaN
+    kept = x
+    plain_median, n_valid = nanmedian_rows(x)
+    for _ in range(max(1, steps)):
+        med, _ = nanmedian_rows(kept)
+        dev = np.abs(x - med[:, None])
+        mad, _ = nanmedian_rows(np.where(np.isnan(kept), np.nan, dev))
+        spread = MAD_TO_SIGMA * mad
+        tol = cutoff * np.maximum(spread, min_spread)
+        inlier = dev <= tol[:, None]  # False for NaN
+        kept = np.where(inlier, x, np.nan)
     n_used = inlier.sum(axis=1)
     total = np.where(inlier, x, 0.0).sum(axis=1)
     mean = np.divide(total, n_used, out=np.full(len(x), np.nan), where=n_used > 0)
     uncertain = n_valid < min_devices
     value = np.where(uncertain, np.nan, mean)
-    return Consensus(value=value, median=med, spread=spread, n_used=n_used,
+    return Consensus(value=value, median=plain_median, spread=spread, n_used=n_used,
                      n_valid=n_valid, uncertain=uncertain, inlier=inlier)

@@ -69,10 +69,12 @@ def decode_messages(
             dead.append(DeadLetter("oversized", f"{len(raw)} bytes > limit {max_message_bytes}", msg))
             continue
         try:
-            doc = json.loads(raw)
+            text = raw.decode("utf-8")  # JSON on the wire is UTF-8 (RFC 8259)
         except UnicodeDecodeError as exc:
             dead.append(DeadLetter("not_utf8", str(exc)[:200], msg))
             continue
+        try:
+            doc = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
             dead.append(DeadLetter("not_json", str(exc)[:200], msg))
             continue
