@@ -88,7 +88,7 @@ class Pipeline:
         self.collusion = CollusionDetector(
             h=s.cusum_h, candidate=s.collusion_candidate, pooled=s.collusion_pooled,
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
-            onset_tolerance=s.collusion_onset_tolerance)
+            onset_tolerance=s.collusion_onset_tolerance, join_z=s.collusion_join_z)
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
         self._counts: Counter[str] = Counter()
@@ -138,7 +138,8 @@ class Pipeline:
         rows, cols = np.nonzero(present & ~cons.uncertain[:, None])
         devices = rnd.devices[rows, cols]
         against = cons.leave_one_out(corrected)[rows, cols]  # each device against the others
-        events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against)
+        events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against,
+                                     self._consensus_var(rnd, cons.inlier)[rows, cols])
         names = self.registry.device_names
         gnames = self.registry.group_names
         for j, pos in enumerate(events.position):
@@ -166,13 +167,20 @@ class Pipeline:
             if cons.uncertain[r] or (r not in cand_rows and g not in active):
                 continue
             sel = rows == r
-            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], pos_all[sel], neg_all[sel],
-                                        pstart[sel], nstart[sel])
+            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], events.z[sel], pos_all[sel],
+                                        neg_all[sel], pstart[sel], nstart[sel])
             for ev in evs:
                 out.alerts.append(self._collusion_alert(ev))
 
         for r in range(len(rnd.groups)):
             self._learn(rnd, r, cons.value[r], cons.spread[r], present[r], out)
+
+    def _consensus_var(self, rnd: WindowRound, inlier: np.ndarray) -> np.ndarray:
+        """(R, C) variance of the leave-one-out consensus each device is compared with."""
+        own = np.where(inlier, self.devices.scale(np.maximum(rnd.devices, 0)) ** 2, 0.0)
+        total, n = own.sum(axis=1, keepdims=True), inlier.sum(axis=1, keepdims=True)
+        others = n - inlier
+        return np.divide(total - own, others.astype(float) ** 2, out=np.zeros(own.shape), where=others > 0)
 
     def _consensus_alerts(self, rnd: WindowRound, uncertain: np.ndarray, n_valid: np.ndarray, out: StepResult) -> None:
         W = self.window_seconds

@@ -27,13 +27,15 @@ class DeviceEvents:
     types: np.ndarray      # alert type (str)
     onset: np.ndarray      # onset window (float)
     score: np.ndarray      # score: the live statistic when firing, the peak when resolved
+    z: np.ndarray          # standardised residual of every device passed (0 while warming up)
 
 
 class DeviceMonitor:
     """Learns each device's offset and residual scale, scores windows, keeps alarms.
 
     The residual ``r = value - consensus`` of a device has its own mean (the
-    calibration offset) and scale; both are learned by running averages with
+    calibration offset) and scale (its own noise, plus the consensus' noise
+    which is given per window); both are learned by running averages with
     weight ``max(alpha, 1/n)``, the device is scored once ``warmup`` windows
     are known, and it learns only from windows that were scored clean (not in alarm, CUSUM below half its threshold,
     ``|z|`` below the clip): score before learning, never learn from what was
@@ -84,7 +86,7 @@ class DeviceMonitor:
         return self._firing
 
     def scale(self, devices: np.ndarray) -> np.ndarray:
-        """Learned residual scale (value units) of these devices."""
+        """Learned own-noise scale (value units) of these devices."""
         return np.sqrt(np.maximum(self._var[devices], 0.0))
 
     def offset(self, devices: np.ndarray) -> np.ndarray:
@@ -92,32 +94,39 @@ class DeviceMonitor:
         return self._mean[devices]
 
     def update(self, devices: np.ndarray, window: np.ndarray, value: np.ndarray,
-               consensus: np.ndarray) -> DeviceEvents:
-        """Score one window of these devices against their group's consensus."""
+               consensus: np.ndarray, consensus_var: np.ndarray | None = None) -> DeviceEvents:
+        """Score one window of these devices against their group's consensus.
+
+        ``consensus_var`` is the variance of the consensus each device is compared
+        with (it grows when fewer devices make it up): the residual's scale is
+        the device's own noise and that, added.
+        """
         d = devices
         r = value - consensus
+        cvar = np.zeros(len(d)) if consensus_var is None else consensus_var
         n = self._n[d]
         warm = n >= self.warmup
-        scale = np.maximum(self.scale(d), self.min_scale * (1.0 + np.abs(consensus)))
+        scale = np.maximum(np.sqrt(self._var[d] + cvar), self.min_scale * (1.0 + np.abs(consensus)))
         z = np.where(warm, (r - self._mean[d]) / scale, 0.0)
         events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], scale[warm])
         # learn (every window while warming up, then only clean ones)
         pos, neg = self.cusum.sides(d)
         clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
                          & (np.abs(z) < self.cusum.clip))
-        self._learn(d[clean], r[clean])
+        self._learn(d[clean], r[clean], cvar[clean])
         idx = np.flatnonzero(warm)
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
-                            onset=events.onset, score=events.score)
+                            onset=events.onset, score=events.score, z=z)
 
-    def _learn(self, d: np.ndarray, r: np.ndarray) -> None:
-        """Running mean and variance with weight ``max(alpha, 1/n)``: exact averages
-        while few windows are known, an exponential average after ``1/alpha``."""
+    def _learn(self, d: np.ndarray, r: np.ndarray, cvar: np.ndarray) -> None:
+        """Running mean and own-noise variance with weight ``max(alpha, 1/n)``: exact
+        averages while few windows are known, an exponential average after ``1/alpha``.
+        The consensus' own variance is taken out of each squared deviation."""
         n = self._n[d] + 1
         a = np.maximum(self.alpha, 1.0 / n)
         delta = r - self._mean[d]
         self._mean[d] += a * delta
-        self._var[d] = (1 - a) * (self._var[d] + a * delta * delta)
+        self._var[d] = np.maximum((1 - a) * self._var[d] + a * ((1 - a) * delta * delta - cvar), 0.0)
         self._n[d] = n
 
     def _score(self, d, window, value, consensus, z, scale) -> DeviceEvents:
@@ -159,7 +168,7 @@ class DeviceMonitor:
             firing=np.r_[np.zeros(len(resolved), bool), np.ones(len(fired), bool)],
             types=np.r_[types[old_type[resolved]], types[self._type[d[fired]]]],
             onset=np.r_[onset_before[resolved], self._onset[d[fired]]],
-            score=np.r_[peak_before[resolved], live[fired]],
+            score=np.r_[peak_before[resolved], live[fired]], z=z,
         )
 
     def state_dict(self) -> dict:
