@@ -236,7 +236,8 @@ class OptionsCommand(Settings):
                   f"    {row['description']}")
 
 
-class App(BaseSettings, cli_prog_name="poison-monitor", cli_kebab_case=True, cli_use_class_docs_for_groups=True):
+class App(BaseSettings, cli_prog_name="poison-monitor", cli_kebab_case=True, cli_implicit_flags=True,
+          cli_use_class_docs_for_groups=True):
     """iot-poison-monitor: find lying and colluding IoT sensors while their data flows.
 
     Every command takes --config FILE (TOML or YAML) with the same settings as its flags.

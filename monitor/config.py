@@ -93,7 +93,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True,
-        cli_kebab_case=True, nested_model_default_partial_update=True,
+        cli_kebab_case=True, cli_implicit_flags=True, nested_model_default_partial_update=True,
     )
 
     kafka: KafkaSettings = KafkaSettings()

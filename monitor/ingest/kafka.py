@@ -49,7 +49,8 @@ def connect(factory: Callable[[], object], what: str, settings: KafkaSettings,
 
 
 def _bootstrap_ms(settings: KafkaSettings) -> int:
-    return int(min(10.0, settings.connect_timeout_seconds) * 1000)
+    """How long one connection attempt may take: a few attempts fit in the connect timeout."""
+    return int(max(0.5, min(5.0, settings.connect_timeout_seconds / 3)) * 1000)
 
 
 class KafkaSource:
