@@ -1,0 +1,69 @@
+"""Throughput of the detection core and of decoding, on one core.
+
+    python benchmarks/throughput.py [--groups 1000] [--devices 20] [--samples 200] [--batch 100000]
+
+Prints readings per second for (a) the detection core (everything after
+decoding: windows, consensus, detectors, collusion, learner) and (b) decoding
+and validating JSON messages, plus the detectors' state per device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from monitor.config import DetectionSettings
+from monitor.ingest.decode import DecodedBatch, decode_messages
+from monitor.ingest.messages import RawMessage
+from monitor.pipeline import Pipeline
+from simulators import FleetSimulator, preset
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--groups", type=int, default=1000)
+    ap.add_argument("--devices", type=int, default=20)
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    sim = FleetSimulator(preset("clean", groups=args.groups, devices_per_group=args.devices, samples=args.samples),
+                         seed=args.seed)
+    n_dev = len(sim.device_ids)
+    ids = np.asarray(sim.device_ids, dtype=object)
+    groups = np.asarray([sim.groups[g] for g in sim.device_group], dtype=object)
+    ts, values = sim.ts.T.ravel(), sim.values.T.ravel()  # tick-major, as a fleet sends them
+    dev = np.tile(np.arange(n_dev), args.samples)
+    total = len(ts)
+
+    pipe = Pipeline(DetectionSettings(), window_seconds=sim.scenario.interval_seconds)
+    batches = [DecodedBatch(device_ids=ids[dev[i:i + args.batch]].tolist(), groups=groups[dev[i:i + args.batch]].tolist(),
+                            ts=ts[i:i + args.batch], values=values[i:i + args.batch])
+               for i in range(0, total, args.batch)]
+    start = time.perf_counter()
+    for b in batches:
+        pipe.process(b)
+    pipe.flush()
+    core = time.perf_counter() - start
+
+    sample = min(total, 100_000)
+    msgs = [RawMessage(json.dumps({"device_id": ids[d], "group": groups[d], "ts": float(t), "value": float(v)}).encode())
+            for d, t, v in zip(dev[:sample], ts[:sample], values[:sample])]
+    start = time.perf_counter()
+    decode_messages(msgs)
+    decode = time.perf_counter() - start
+
+    per_device = sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 8 * 2
+    print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
+          f"{total:,} readings, micro-batches of {args.batch:,}")
+    print(f"detection core: {total / core:,.0f} readings/s ({core:.2f} s)")
+    print(f"decode + validate JSON: {sample / decode:,.0f} readings/s")
+    print(f"per-device detector state: {per_device} bytes")
+
+
+if __name__ == "__main__":
+    main()
