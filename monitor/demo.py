@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timezone
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -45,10 +46,9 @@ def _view(service: Service, sim, memory: MemorySink, url: str | None) -> Group:
     t = service.totals
     p = service.pipeline
     head = Table.grid(padding=(0, 2))
-    event = "-"
-    if p is not None and p.aligner.pending == 0 and not t.readings:
-        event = "-"
-    header = (f"[b]iot-poison-monitor demo[/b]  scenario={sim.scenario.name} seed={sim.seed}  "
+    clock = (datetime.fromtimestamp(t.last_event_ts, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+             if t.last_event_ts > float("-inf") else "-")
+    header = (f"[b]iot-poison-monitor demo[/b]  scenario={sim.scenario.name} seed={sim.seed}  event time {clock}  "
               f"readings={t.readings:,}  windows={t.windows:,}  alerts={t.alerts}  dead letters={t.dead_letters}"
               + (f"  metrics={url}" if url else ""))
     head.add_row(header)
@@ -65,7 +65,7 @@ def _view(service: Service, sim, memory: MemorySink, url: str | None) -> Group:
         for s in p.collusion.active():
             sets[reg.group_names[s.group]] = ", ".join(sorted(reg.device_names[m] for m in s.members))
         for g, name in enumerate(reg.group_names):
-            groups.add_row(name, str(reg.group_size(g)), str(firing_by_group.get(name, 0)) or "0", sets.get(name, ""))
+            groups.add_row(name, str(reg.group_size(g)), str(firing_by_group.get(name, 0)), sets.get(name, ""))
     alerts = Table(title="latest alerts")
     for col in ("state", "kind", "type", "group", "devices", "score"):
         alerts.add_column(col)
@@ -73,7 +73,6 @@ def _view(service: Service, sim, memory: MemorySink, url: str | None) -> Group:
         colour = "red" if a.state == "firing" else "green"
         alerts.add_row(f"[{colour}]{a.state}[/{colour}]", a.kind, a.type, a.group, ", ".join(a.devices)[:60],
                        f"{a.score:.1f}")
-    del event
     return Group(head, groups, alerts)
 
 

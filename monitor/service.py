@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from monitor.config import DetectionSettings
 from monitor.ingest.decode import DecodedBatch, decode_messages
 from monitor.ingest.messages import DeadLetter
@@ -33,6 +35,7 @@ class Totals:
     windows: int = 0
     alerts: int = 0
     batches: int = 0
+    last_event_ts: float = float("-inf")
     recent: list[Alert] = field(default_factory=list)
 
 
@@ -132,8 +135,6 @@ class Service:
 
     @staticmethod
     def _merge(batches: list[DecodedBatch]) -> DecodedBatch:
-        import numpy as np
-
         return DecodedBatch(
             device_ids=[d for b in batches for d in b.device_ids], groups=[g for b in batches for g in b.groups],
             ts=np.concatenate([b.ts for b in batches]), values=np.concatenate([b.values for b in batches]))
@@ -208,5 +209,6 @@ class Service:
             m.learner_divergence.set(p.learner_divergence())
         if result.max_event_ts > -float("inf"):
             m.event_lag.set(self._wall() - result.max_event_ts)
+            t.last_event_ts = max(t.last_event_ts, result.max_event_ts)
         if self.on_step is not None:
             self.on_step(self, result)
