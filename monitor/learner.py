@@ -53,6 +53,8 @@ class LearnerStep:
     shadow_error: float        # same for the shadow, against the same trusted consensus
     alarm: bool
     changed: bool              # alarm switched on or off in this window
+    guarded_forecast: float = math.nan  # forecasts made before learning this window (NaN in warm-up)
+    shadow_forecast: float = math.nan
 
 
 class GroupLearner:
@@ -113,7 +115,7 @@ class GroupLearner:
             self._guarded.learn_one(x, (consensus - self._mu) / sd)
         if math.isfinite(plain_mean):
             self._shadow.learn_one(x, (plain_mean - self._mu) / sd)
-        return LearnerStep(self._div, g_err, s_err, self._alarm, self._alarm != was)
+        return LearnerStep(self._div, g_err, s_err, self._alarm, self._alarm != was, pg, ps)
 
     def state_dict(self) -> dict:
         return {"n": self._n, "mu": self._mu, "m2": self._m2, "spread": self._spread, "div": self._div,

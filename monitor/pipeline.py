@@ -36,6 +36,18 @@ DETECTOR_OF_TYPE = {"stuck": "StuckDetector", "replay": "ReplayDetector", "spike
 
 
 @dataclass
+class Recording:
+    """Per group and window: the consensus and the learners' forecasts (for the evaluation harness)."""
+
+    group: list[int] = field(default_factory=list)
+    window: list[int] = field(default_factory=list)
+    consensus: list[float] = field(default_factory=list)   # NaN when uncertain
+    plain_mean: list[float] = field(default_factory=list)  # mean of every reading, trusted or not
+    guarded: list[float] = field(default_factory=list)     # guarded learner's forecast (before learning)
+    shadow: list[float] = field(default_factory=list)      # unguarded shadow's forecast
+
+
+@dataclass
 class StepResult:
     """What one micro-batch produced, and counts for the metrics."""
 
@@ -68,8 +80,10 @@ def infer_window_seconds(device_ids: list[str], ts: np.ndarray) -> float:
 class Pipeline:
     """Stateful detection over a stream of decoded micro-batches."""
 
-    def __init__(self, settings: DetectionSettings, window_seconds: float | None = None) -> None:
+    def __init__(self, settings: DetectionSettings, window_seconds: float | None = None,
+                 record: bool = False) -> None:
         self.settings = settings
+        self.recording = Recording() if record else None
         self.window_seconds = window_seconds or settings.window_seconds
         if self.window_seconds is None:
             raise ValueError("detection.window_seconds is not set and was not inferred")
@@ -227,8 +241,16 @@ class Pipeline:
                                                        threshold=s.learner_threshold)
         ts = float((rnd.windows[r] + 1) * self.window_seconds)
         vals = rnd.values[r][present]
-        step = learner.update(ts=ts, consensus=float(consensus), plain_mean=float(vals.mean()) if len(vals) else math.nan,
-                              spread=float(spread))
+        plain = float(vals.mean()) if len(vals) else math.nan
+        step = learner.update(ts=ts, consensus=float(consensus), plain_mean=plain, spread=float(spread))
+        if self.recording is not None:
+            rec = self.recording
+            rec.group.append(g)
+            rec.window.append(int(rnd.windows[r]))
+            rec.consensus.append(float(consensus))
+            rec.plain_mean.append(plain)
+            rec.guarded.append(step.guarded_forecast)
+            rec.shadow.append(step.shadow_forecast)
         if not step.changed:
             return
         name = self.registry.group_names[g]

@@ -1,0 +1,254 @@
+"""Aggregating results over runs, and reporting them: terminal table, JSON, markdown, plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from monitor.evaluation.runner import MONITOR
+from monitor.evaluation.scoring import pool_collusion, pool_device_scores
+
+
+def aggregate(results: list[dict]) -> dict:
+    """Pool the runs of a set: one score per detector, collusion, consensus and learner."""
+    if not results:
+        return {}
+    interval = results[0]["interval_s"]
+    names = list(dict.fromkeys(n for r in results for n in r["detectors"]))
+    detectors = {n: pool_device_scores([r["detectors"][n] for r in results if n in r["detectors"]], interval)
+                 for n in names}
+    for n in names:
+        secs = sum(r["cost"][n]["seconds"] for r in results if n in r["cost"])
+        reads = sum(r["readings"] for r in results if n in r["cost"])
+        detectors[n]["readings_per_s"] = reads / secs if secs else float("nan")
+    consensus: dict[str, dict] = {}
+    for est in dict.fromkeys(n for r in results for n in r.get("consensus", {})):
+        rows = [r["consensus"][est] for r in results if est in r.get("consensus", {}) and r["consensus"][est]]
+        consensus[est] = {k: _nanmean([row[k] for row in rows]) for k in rows[0]} if rows else {}
+        if rows:
+            consensus[est]["bias_sigma_max"] = _nanmax([row["bias_sigma_max"] for row in rows])
+    learners = [r["learner"] for r in results if r.get("learner")]
+    learner = {}
+    if learners:
+        keys = learners[0]["mae_sigma"].keys()
+        mae = {k: _nanmean([lr["mae_sigma"][k] for lr in learners]) for k in keys}
+        learner = {"runs": len(learners), "mae_sigma": mae,
+                   "guarded_vs_clean": mae["guarded"] / mae["guarded_clean_trained"] - 1,
+                   "unguarded_vs_clean": mae["unguarded"] / mae["unguarded_clean_trained"] - 1}
+    return {"runs": len(results), "readings": sum(r["readings"] for r in results), "interval_s": interval,
+            "device_days": sum(r["devices"] * r["samples"] * r["interval_s"] / 86400 for r in results),
+            "detectors": detectors, "collusion": pool_collusion([r["collusion"] for r in results]),
+            "consensus": consensus, "learner": learner}
+
+
+def _nanmean(xs) -> float:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(xs)) if xs else float("nan")
+
+
+def _nanmax(xs) -> float:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.max(xs)) if xs else float("nan")
+
+
+def _f(x, digits=2, pct=False) -> str:
+    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
+        return "–"
+    if pct:
+        return f"{100 * x:.{digits - 1 if digits > 1 else 0}f}%"
+    if isinstance(x, (int, np.integer)):
+        return f"{x:,}"
+    return f"{x:,.{digits}f}"
+
+
+HEAD = ("detector", "precision", "recall", "F1", "delay median (samples)", "delay p95 (samples)",
+        "false alarms / honest device-day", "alarms / fault-day", "alarms / benign-event device-day", "readings/s")
+
+
+def detector_rows(agg: dict) -> list[list[str]]:
+    rows = []
+    for name, s in agg["detectors"].items():
+        rows.append([f"**{name}**" if name == MONITOR else name, _f(s["precision"]), _f(s["recall"]), _f(s["f1"]),
+                     _f(s["delay_median_samples"], 1), _f(s["delay_p95_samples"], 1),
+                     _f(s["fa_per_device_day_honest"], 3), _f(s["fa_per_device_day_fault"], 2),
+                     _f(s["fa_per_device_day_event"], 2), _f(s.get("readings_per_s"), 0)])
+    return rows
+
+
+def _table(head, rows) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: list[str] = ()) -> str:
+    """The scoreboard of one set of runs."""
+    out = [f"## {title}", "", f"Reproduce: `{command}`", "",
+           f"{agg['runs']} runs ({', '.join(scenarios)}), {agg['readings']:,} readings, "
+           f"{agg['device_days']:,.1f} device-days.", "",
+           "### Single devices (event level, no point adjustment)", "", _table(HEAD, detector_rows(agg)), ""]
+    types = sorted({t for s in agg["detectors"].values() for t in s["per_type"]})
+    if types:
+        names = list(agg["detectors"])
+        rows = [[t] + [_f(agg["detectors"][n]["per_type"].get(t, {}).get("recall")) for n in names] for t in types]
+        out += ["### Recall per attack type", "", _table(["type"] + names, rows), ""]
+        rows = [[t] + [_f(_div(agg["detectors"][n]["per_type"].get(t, {}).get("delay_median_s"),
+                                agg["interval_s"]), 1) for n in names] for t in types]
+        out += ["### Median detection delay per attack type (samples)", "", _table(["type"] + names, rows), ""]
+    c = agg["collusion"]
+    out += ["### Colluding sets", "",
+            _table(["sets", "found (Jaccard ≥ 0.5)", "mean best Jaccard", "collusion alerts", "false collusion alerts",
+                    "precision", "recall", "F1", "delay median (s)", "benign correlated events clean"],
+                   [[_f(c["sets"]), _f(c["sets_found"]), _f(c["jaccard_mean"]), _f(c["collusion_alerts"]),
+                     _f(c["false_collusion_alerts"]), _f(c["precision"]), _f(c["recall"]), _f(c["f1"]),
+                     _f(c["delay_median_s"], 0), _f(c["benign_events_clean_fraction"], 3, pct=True)]]), ""]
+    if agg["consensus"]:
+        rows = [[f"**{n}**" if n == MONITOR else n, _f(v.get("bias_sigma"), 3), _f(v.get("bias_sigma_max"), 3),
+                 _f(v.get("rmse_sigma"), 3), _f(v.get("rmse_truth_sigma"), 3), _f(v.get("uncertain_fraction"), 3)]
+                for n, v in agg["consensus"].items() if v]
+        out += ["### Consensus under attack (groups with an attack, from its start; in honest-noise sigmas)", "",
+                "Bias: mean shift against the same estimator on the same world without the attacks.", "",
+                _table(["estimator", "bias", "worst group bias", "RMSE vs clean twin", "RMSE vs true signal",
+                        "uncertain windows"], rows), ""]
+    if agg["learner"]:
+        lr = agg["learner"]
+        m = lr["mae_sigma"]
+        out += ["### Learner damage (online forecast error, sigmas, against the clean world)", "",
+                _table(["learner", "MAE", "same learner trained on clean data", "damage"],
+                       [["guarded (learns trusted consensus only)", _f(m["guarded"], 3),
+                         _f(m["guarded_clean_trained"], 3), _f(lr["guarded_vs_clean"], 2, pct=True)],
+                        ["unguarded (learns every reading)", _f(m["unguarded"], 3),
+                         _f(m["unguarded_clean_trained"], 3), _f(lr["unguarded_vs_clean"], 2, pct=True)]]), ""]
+    for p in plots:
+        out += [f"![{Path(p).stem}]({p})", ""]
+    return "\n".join(out)
+
+
+def _div(a, b):
+    return None if a is None or b is None else a / b
+
+
+def terminal(agg: dict, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for h in HEAD:
+        table.add_column(h, justify="right" if h != "detector" else "left")
+    for row in detector_rows(agg):
+        table.add_row(*[c.replace("**", "") for c in row])
+    console = Console()
+    console.print(table)
+    c = agg["collusion"]
+    console.print(f"collusion: {c['sets_found']}/{c['sets']} sets found, mean Jaccard {_f(c['jaccard_mean'])}, "
+                  f"{c['false_collusion_alerts']} false collusion alerts; benign events clean "
+                  f"{_f(c['benign_events_clean_fraction'], 3, pct=True)}")
+    for n, v in agg["consensus"].items():
+        if v:
+            console.print(f"consensus {n}: bias {_f(v['bias_sigma'], 3)} sigma (worst {_f(v['bias_sigma_max'], 3)}), "
+                          f"RMSE {_f(v['rmse_sigma'], 3)}")
+    if agg["learner"]:
+        lr = agg["learner"]
+        console.print(f"learner damage: guarded {_f(lr['guarded_vs_clean'], 2, pct=True)}, "
+                      f"unguarded {_f(lr['unguarded_vs_clean'], 2, pct=True)}")
+
+
+def write_json(path: Path, payload: dict) -> None:
+    def clean(x):
+        if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if isinstance(x, (np.floating, np.integer)):
+            return clean(x.item())
+        return x
+
+    path.write_text(json.dumps(clean(payload), indent=1, sort_keys=False) + "\n")
+
+
+# ----------------------------------------------------------------------------- plots
+def plot_delays(agg: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, s in agg["detectors"].items() if s["delays_s"]]
+    data = [np.asarray(agg["detectors"][n]["delays_s"]) / 60.0 + 1e-3 for n in names]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    if data:
+        ax.boxplot(data, vert=False, showfliers=True)
+        ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xscale("log")
+    ax.set_xlabel("detection delay (minutes of event time, log)")
+    ax.set_title("Detection delay of detected attack events")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_per_type(agg: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(agg["detectors"])
+    types = sorted({t for s in agg["detectors"].values() for t in s["per_type"]})
+    fig, ax = plt.subplots(figsize=(max(8, len(types) * 1.1), 4))
+    width = 0.8 / max(len(names), 1)
+    for i, n in enumerate(names):
+        vals = [agg["detectors"][n]["per_type"].get(t, {}).get("recall", 0.0) for t in types]
+        ax.bar(np.arange(len(types)) + i * width, vals, width, label=f"{n} (precision {_f(agg['detectors'][n]['precision'])})")
+    ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, types, rotation=30, ha="right")
+    ax.set_ylabel("recall (event level)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("Recall per attack type (precision over all types in the legend)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sweep(cells: list[dict], path: Path, estimators: list[str]) -> None:
+    """Heat maps of consensus bias against colluding fraction and offset (one panel per estimator)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fractions = sorted({c["fraction"] for c in cells})
+    offsets = sorted({c["offset"] for c in cells})
+    fig, axes = plt.subplots(1, len(estimators), figsize=(4.2 * len(estimators), 3.8), squeeze=False)
+    grid_max = max((c["bias"].get(e, 0) or 0 for c in cells for e in estimators), default=1.0)
+    for ax, est in zip(axes[0], estimators):
+        grid = np.full((len(fractions), len(offsets)), np.nan)
+        for c in cells:
+            grid[fractions.index(c["fraction"]), offsets.index(c["offset"])] = c["bias"].get(est, np.nan)
+        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="magma_r", vmin=0, vmax=max(grid_max, 1e-3))
+        for i in range(len(fractions)):
+            for j in range(len(offsets)):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if grid[i, j] > grid_max / 2 else "black")
+        ax.set_xticks(range(len(offsets)), [f"{o:g}σ" for o in offsets])
+        ax.set_yticks(range(len(fractions)), [f"{f:.0%}" for f in fractions])
+        ax.set_xlabel("colluders' offset")
+        ax.set_ylabel("colluding fraction")
+        ax.set_title(est)
+    fig.colorbar(im, ax=axes[0].tolist(), label="consensus bias (σ)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def by_scenario(results: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        out[r["name"]].append(r)
+    return out

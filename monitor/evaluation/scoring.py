@@ -1,0 +1,312 @@
+"""Scoring detections against the ground truth. Pure functions over plain records.
+
+Conventions (no point adjustment, after Kim et al., AAAI 2022):
+
+- An *alarm event* is one alert (firing until resolved) or, for a per-sample
+  baseline, one run of consecutive alarming samples of a device: an interval
+  ``[start, end)`` of event time on one device.
+- An *attack event* is one labelled attack interval of one device.
+- Recall: the fraction of attack events that an alarm event on the same device
+  overlaps (the attack's interval extended by ``grace`` seconds after its end).
+- Precision: the fraction of alarm events that overlap an attack event on
+  their device. Alarm events that overlap a *benign fault* interval are
+  neither true nor false for attacks: faults are scored apart.
+- Delay: from the attack's start to the first alarm on that device that
+  overlaps it (0 if an alarm was already on).
+- False alarms per device-day: alarm events on honest devices outside any
+  labelled interval, per honest device-day; separately those during benign
+  fault intervals (per fault-day) and during benign correlated events (per
+  event-device-day).
+
+>>> attacks = [Interval("d1", "g", 100.0, 200.0, "bias")]
+>>> alarms = [Interval("d1", "g", 130.0, 400.0), Interval("d2", "g", 50.0, 60.0)]
+>>> s = score_device_events(alarms, attacks, [], honest_days={"d2": 1.0}, interval=10.0)
+>>> s["recall"], s["precision"], s["delay_median_s"], s["fa_per_device_day_honest"]
+(1.0, 0.5, 30.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One device's interval of event time: an alarm or a labelled truth."""
+
+    device: str
+    group: str
+    start: float
+    end: float                      # exclusive; inf for "until the end"
+    type: str | None = None
+    members: tuple[str, ...] = ()   # a colluding set's members (collusion alarms and truths)
+    key: str = ""                   # alert id / set id
+
+
+def _overlaps(a: Interval, b: Interval, grace: float) -> bool:
+    return a.start < b.end + grace and a.end > b.start
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    arr = np.asarray(values, dtype=float)
+    return float(np.median(arr)), float(np.percentile(arr, 95))
+
+
+def f1(precision: float, recall: float) -> float:
+    return 0.0 if not (precision + recall) or np.isnan(precision) else 2 * precision * recall / (precision + recall)
+
+
+def score_device_events(alarms: list[Interval], attacks: list[Interval], faults: list[Interval],
+                        honest_days: dict[str, float], interval: float, grace: float = 0.0,
+                        events: list[Interval] = (), event_days: float = 0.0, fault_days: float = 0.0) -> dict:
+    """Event-level precision, recall, F1, delays and false-alarm rates of one detector."""
+    by_dev: dict[str, list[Interval]] = defaultdict(list)
+    for a in alarms:
+        by_dev[a.device].append(a)
+    for lst in by_dev.values():
+        lst.sort(key=lambda a: a.start)
+
+    delays, per_type = [], defaultdict(lambda: {"events": 0, "detected": 0, "delays": []})
+    for e in attacks:
+        t = per_type[e.type or "attack"]
+        t["events"] += 1
+        hits = [a for a in by_dev.get(e.device, ()) if _overlaps(a, e, grace)]
+        if hits:
+            d = max(0.0, min(a.start for a in hits) - e.start)
+            delays.append(d)
+            t["detected"] += 1
+            t["delays"].append(d)
+    recall = len(delays) / len(attacks) if attacks else float("nan")
+
+    attack_by_dev, fault_by_dev = defaultdict(list), defaultdict(list)
+    for e in attacks:
+        attack_by_dev[e.device].append(e)
+    for f in faults:
+        fault_by_dev[f.device].append(f)
+    event_by_dev = defaultdict(list)
+    for ev in events:
+        event_by_dev[ev.device].append(ev)
+    tp = fp = on_fault = on_event = on_honest = 0
+    for a in alarms:
+        if any(_overlaps(a, e, grace) for e in attack_by_dev.get(a.device, ())):
+            tp += 1
+        elif any(_overlaps(a, f, grace) for f in fault_by_dev.get(a.device, ())):
+            on_fault += 1
+        else:
+            fp += 1
+            if any(_overlaps(a, ev, grace) for ev in event_by_dev.get(a.device, ())):
+                on_event += 1
+            elif a.device in honest_days:
+                on_honest += 1
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    med, p95 = _stats(delays)
+    honest_total = sum(honest_days.values())
+    raw = {"delays_s": delays, "fa_honest": on_honest, "honest_days": honest_total, "fa_fault": on_fault,
+           "fault_days": fault_days, "fa_event": on_event, "event_days": event_days,
+           "per_type": {k: {"events": v["events"], "detected": v["detected"], "delays_s": v["delays"]}
+                        for k, v in per_type.items()}}
+    return {
+        "attack_events": len(attacks), "detected": len(delays), "alarm_events": len(alarms),
+        "true_alarms": tp, "false_alarms": fp,
+        "precision": precision, "recall": recall, "f1": f1(precision, recall),
+        "delay_median_s": med, "delay_p95_s": p95,
+        "delay_median_samples": med / interval, "delay_p95_samples": p95 / interval,
+        "fa_per_device_day_honest": on_honest / honest_total if honest_total else float("nan"),
+        "fa_per_device_day_fault": on_fault / fault_days if fault_days else float("nan"),
+        "fa_per_device_day_event": on_event / event_days if event_days else float("nan"),
+        "per_type": {k: {"events": v["events"], "recall": v["detected"] / v["events"],
+                         "delay_median_s": _stats(v["delays"])[0]} for k, v in sorted(per_type.items())},
+        "raw": raw,
+    }
+
+
+def pool_device_scores(scores: list[dict], interval: float) -> dict:
+    """Pool the scores of several runs of one detector: counts add, delays pool."""
+    raw = [s["raw"] for s in scores]
+    n_att = sum(s["attack_events"] for s in scores)
+    det = sum(s["detected"] for s in scores)
+    tp = sum(s["true_alarms"] for s in scores)
+    fp = sum(s["false_alarms"] for s in scores)
+    delays = [d for r in raw for d in r["delays_s"]]
+    med, p95 = _stats(delays)
+    rate = lambda n, d: sum(r[n] for r in raw) / sum(r[d] for r in raw) if sum(r[d] for r in raw) else float("nan")  # noqa: E731
+    per_type: dict[str, dict] = defaultdict(lambda: {"events": 0, "detected": 0, "delays_s": []})
+    for r in raw:
+        for k, v in r["per_type"].items():
+            per_type[k]["events"] += v["events"]
+            per_type[k]["detected"] += v["detected"]
+            per_type[k]["delays_s"] += v["delays_s"]
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = det / n_att if n_att else float("nan")
+    return {
+        "runs": len(scores), "attack_events": n_att, "detected": det, "true_alarms": tp, "false_alarms": fp,
+        "precision": precision, "recall": recall, "f1": f1(precision, recall),
+        "delay_median_s": med, "delay_p95_s": p95,
+        "delay_median_samples": med / interval, "delay_p95_samples": p95 / interval,
+        "fa_per_device_day_honest": rate("fa_honest", "honest_days"),
+        "fa_per_device_day_fault": rate("fa_fault", "fault_days"),
+        "fa_per_device_day_event": rate("fa_event", "event_days"),
+        "per_type": {k: {"events": v["events"], "recall": v["detected"] / v["events"],
+                         "delay_median_s": _stats(v["delays_s"])[0], "delays_s": v["delays_s"]}
+                     for k, v in sorted(per_type.items())},
+        "delays_s": delays,
+    }
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[Interval], grace: float = 0.0,
+                    match: float = 0.5) -> dict:
+    """Colluding sets reported as one alert naming the members.
+
+    ``alarms``: collusion alerts (``members`` = the devices named, latest
+    version of each alert id); ``sets``: the true colluding sets (``members``,
+    interval); ``events``: benign correlated events (``members``, interval).
+    A set is found if an alert in its group overlapping it names members with
+    Jaccard >= ``match``; an alert matching no set is a false collusion alert.
+
+    >>> s = score_collusion([Interval("", "g", 10, 50, members=("a", "b", "c"))],
+    ...                     [Interval("", "g", 0, 100, members=("a", "b", "c", "d"))], [])
+    >>> s["sets_found"], s["jaccard_mean"], s["false_collusion_alerts"]
+    (1, 0.75, 0)
+    """
+    found, best_j, delays = 0, [], []
+    matched_alarms: set[int] = set()
+    for s in sets:
+        best, first = 0.0, None
+        for i, a in enumerate(alarms):
+            if a.group == s.group and _overlaps(a, s, grace):
+                j = jaccard(set(a.members), set(s.members))
+                if j >= match:
+                    matched_alarms.add(i)
+                    first = a.start if first is None else min(first, a.start)
+                best = max(best, j)
+        best_j.append(best)
+        if best >= match:
+            found += 1
+            delays.append(max(0.0, first - s.start))
+    false_alarms = [a for i, a in enumerate(alarms) if i not in matched_alarms]
+    flagged_events = 0
+    for ev in events:
+        if any(a.group == ev.group and _overlaps(a, ev, grace) and set(a.members) & set(ev.members)
+               for a in alarms):
+            flagged_events += 1
+    tp = len(matched_alarms)
+    precision = tp / len(alarms) if alarms else float("nan")
+    recall = found / len(sets) if sets else float("nan")
+    med, p95 = _stats(delays)
+    return {
+        "sets": len(sets), "sets_found": found, "collusion_alerts": len(alarms),
+        "false_collusion_alerts": len(false_alarms),
+        "precision": precision, "recall": recall, "f1": f1(precision, recall),
+        "jaccard_mean": float(np.mean(best_j)) if best_j else float("nan"),
+        "delay_median_s": med, "delay_p95_s": p95,
+        "benign_events": len(events), "benign_events_flagged": flagged_events,
+        "benign_events_clean_fraction": 1 - flagged_events / len(events) if events else float("nan"),
+        "raw": {"jaccards": best_j, "delays_s": delays, "matched_alerts": tp},
+    }
+
+
+def pool_collusion(scores: list[dict]) -> dict:
+    """Pool collusion scores of several runs."""
+    tot = lambda k: sum(s[k] for s in scores)  # noqa: E731
+    jac = [j for s in scores for j in s["raw"]["jaccards"]]
+    delays = [d for s in scores for d in s["raw"]["delays_s"]]
+    alerts, matched = tot("collusion_alerts"), sum(s["raw"]["matched_alerts"] for s in scores)
+    precision = matched / alerts if alerts else float("nan")
+    recall = tot("sets_found") / tot("sets") if tot("sets") else float("nan")
+    med, p95 = _stats(delays)
+    events = tot("benign_events")
+    return {"sets": tot("sets"), "sets_found": tot("sets_found"), "collusion_alerts": alerts,
+            "false_collusion_alerts": tot("false_collusion_alerts"), "precision": precision, "recall": recall,
+            "f1": f1(precision, recall), "jaccard_mean": float(np.mean(jac)) if jac else float("nan"),
+            "delay_median_s": med, "delay_p95_s": p95, "benign_events": events,
+            "benign_events_flagged": tot("benign_events_flagged"),
+            "benign_events_clean_fraction": 1 - tot("benign_events_flagged") / events if events else float("nan")}
+
+
+def runs_to_intervals(alarm: np.ndarray, ts: np.ndarray, devices: list[str], group: str,
+                      interval: float) -> list[Interval]:
+    """Runs of consecutive alarming samples (T, D) -> one `Interval` per run and device.
+
+    >>> a = np.array([[0, 1], [1, 1], [1, 0], [0, 1]], bool)
+    >>> [(i.device, i.start, i.end) for i in runs_to_intervals(a, np.arange(4) * 10.0, ["x", "y"], "g", 10.0)]
+    [('x', 10.0, 30.0), ('y', 0.0, 20.0), ('y', 30.0, 40.0)]
+    """
+    out = []
+    for j, dev in enumerate(devices):
+        col = alarm[:, j].astype(np.int8)
+        edges = np.diff(np.r_[0, col, 0])
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        for s, e in zip(starts, ends):
+            out.append(Interval(dev, group, float(ts[s]), float(ts[e - 1] + interval)))
+    return out
+
+
+@dataclass
+class Truth:
+    """The ground truth of an `EvalData`, as intervals, and the exposure of each class."""
+
+    attacks: list[Interval] = field(default_factory=list)
+    faults: list[Interval] = field(default_factory=list)
+    events: list[Interval] = field(default_factory=list)       # per device
+    event_groups: list[Interval] = field(default_factory=list)  # per benign event (members)
+    sets: list[Interval] = field(default_factory=list)          # colluding sets (members)
+    honest_days: dict[str, float] = field(default_factory=dict)
+    fault_days: float = 0.0
+    event_days: float = 0.0
+
+
+def truth_from_labels(labels: list[dict], t0: float, t_end: float) -> Truth:
+    """Intervals and exposures from ground-truth records (see `EvalData.labels`)."""
+    t = Truth()
+    labelled: set[str] = set()
+    sets: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    events: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in labels:
+        status = r["status"]
+        if status == "honest":
+            continue
+        start = float(r["start_ts"])
+        end = float(r["end_ts"]) if r.get("end_ts") is not None else float("inf")
+        iv = Interval(r["device_id"], r["group"], start, end, r.get("type"))
+        days = (min(end, t_end) - max(start, t0)) / DAY
+        if status == "attack":
+            t.attacks.append(iv)
+            labelled.add(r["device_id"])
+            if r.get("collusion_set"):
+                sets[(r["group"], r["collusion_set"])].append(r)
+        elif status == "fault":
+            t.faults.append(iv)
+            t.fault_days += max(days, 0.0)
+            labelled.add(r["device_id"])
+        elif status == "benign_event":
+            t.events.append(iv)
+            t.event_days += max(days, 0.0)
+            eid = str((r.get("params") or {}).get("event_id", r.get("type")))
+            events[(r["group"], eid)].append(r)
+    devices = {r["device_id"] for r in labels}
+    span_days = (t_end - t0) / DAY
+    t.honest_days = {d: span_days for d in sorted(devices - labelled)}
+    for (group, key), rs in sorted(sets.items()):
+        t.sets.append(_group_interval(group, key, rs))
+    for (group, key), rs in sorted(events.items()):
+        t.event_groups.append(_group_interval(group, key, rs))
+    return t
+
+
+def _group_interval(group: str, key: str, rs: list[dict]) -> Interval:
+    start = min(float(r["start_ts"]) for r in rs)
+    ends = [r.get("end_ts") for r in rs]
+    end = float("inf") if any(e is None for e in ends) else max(float(e) for e in ends)
+    members = tuple(sorted({r["device_id"] for r in rs}))
+    return Interval("", group, start, end, rs[0].get("type"), members, key)
