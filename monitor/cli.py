@@ -223,6 +223,26 @@ class ReplayCommand(Settings):
               f"{totals.alerts} alerts -> {self.alerts_out}")
 
 
+class EvaluateCommand(Settings):
+    """Score the monitor and the baselines on scenarios (and the Beijing replay) against the ground truth."""
+
+    scenarios: list[str] = Field(default_factory=lambda: ["scenarios/reporting"],
+                                 description="scenario files, directories of them, or preset names")
+    seeds: list[int] = Field(default_factory=lambda: [1001, 1002], description="seeds each scenario runs with")
+    baselines: list[str] | None = Field(None, description="device baselines to score beside the monitor (default: all)")
+    sweep: bool = Field(True, description="also sweep colluding fraction x offset for consensus bias")
+    sweep_seeds: list[int] = Field(default_factory=lambda: [2001], description="seeds of each sweep cell")
+    beijing: str | None = Field("auto", description="Beijing air-quality CSV to replay with injected attacks ('auto': ../shared beside the project, 'none': skip)")
+    beijing_attacks: str = Field("scenarios/beijing-attacks.yaml", description="attacks injected into the Beijing replay")
+    out: Path = Field(Path("docs/scoreboard"), description="directory for results.json, SCOREBOARD.md and plots")
+
+    def cli_cmd(self) -> None:
+        from monitor.evaluation.cli import run_evaluation
+
+        _setup_logging(self.log_level)
+        run_evaluation(self)
+
+
 class OptionsCommand(Settings):
     """List every setting: its flag, environment variable, effective value, default and description."""
 
@@ -247,6 +267,7 @@ class App(BaseSettings, cli_prog_name="poison-monitor", cli_kebab_case=True, cli
     simulate: CliSubCommand[SimulateCommand]
     run: CliSubCommand[RunCommand]
     replay: CliSubCommand[ReplayCommand]
+    evaluate: CliSubCommand[EvaluateCommand]
     options: CliSubCommand[OptionsCommand]
 
     def cli_cmd(self) -> None:
@@ -255,7 +276,7 @@ class App(BaseSettings, cli_prog_name="poison-monitor", cli_kebab_case=True, cli
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"] if p not in {"demo", "simulate", "run", "replay", "options"})
+    loc = ".".join(str(p) for p in err["loc"] if p not in {"demo", "simulate", "run", "replay", "evaluate", "options"})
     return f"{loc}: {err['msg']}" if loc else err["msg"]
 
 

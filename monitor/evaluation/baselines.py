@@ -337,6 +337,10 @@ def iterative_filtering(batches: np.ndarray, discriminant: str = "reciprocal", e
     of instant t; distance d_i = mean over the batch of (x_it - r_t)^2; weight
     w_i = g(d_i / sum_j d_j) with ``reciprocal`` g(u) = 1 / (u + eps) or
     ``exponential`` g(u) = exp(-u); until no weight moves by more than ``tol``.
+    On normalised distances the exponential weights stay within [1/e, 1], so that
+    variant is little better than the mean (6 colluders of 20 at 10σ: 2.8σ against
+    0.04σ for the reciprocal). ``eps`` caps the reciprocal weights (1e-6: 0.038σ;
+    3e-4: 0.046σ; 1e-3: 0.064σ in that case).
 
     >>> x = np.array([[[0.0, 0.1, -0.1, 5.0], [1.0, 0.9, 1.1, 6.0]]])
     >>> r, w = iterative_filtering(x)
