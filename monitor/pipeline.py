@@ -186,8 +186,13 @@ class Pipeline:
             for ev in evs:
                 out.alerts.append(self._collusion_alert(ev))
 
-        for r in range(len(rnd.groups)):
-            self._learn(rnd, r, cons.value[r], cons.spread[r], present[r], out)
+        n_present = present.sum(axis=1)
+        plain = np.divide(np.where(present, rnd.values, 0.0).sum(axis=1), n_present,
+                          out=np.full(len(n_present), np.nan), where=n_present > 0)
+        ends = ((rnd.windows + 1) * W).tolist()
+        for r, (g, c, m, sp, end) in enumerate(zip(rnd.groups.tolist(), cons.value.tolist(), plain.tolist(),
+                                                   cons.spread.tolist(), ends)):
+            self._learn(rnd, r, g, end, c, m, sp, present[r], out)
 
     def _consensus_var(self, rnd: WindowRound, inlier: np.ndarray) -> np.ndarray:
         """(R, C) variance of the leave-one-out consensus each device is compared with."""
@@ -231,18 +236,14 @@ class Pipeline:
                       "members": len(members), "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
                       "pooled_cusum": round(s.score, 3)})
 
-    def _learn(self, rnd: WindowRound, r: int, consensus: float, spread: float, present: np.ndarray,
-               out: StepResult) -> None:
-        g = int(rnd.groups[r])
+    def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, plain: float, spread: float,
+               present: np.ndarray, out: StepResult) -> None:
         learner = self._learners.get(g)
         if learner is None:
             s = self.settings
             learner = self._learners[g] = GroupLearner(lr=s.learner_lr, warmup=s.learner_warmup,
                                                        threshold=s.learner_threshold)
-        ts = float((rnd.windows[r] + 1) * self.window_seconds)
-        vals = rnd.values[r][present]
-        plain = float(vals.mean()) if len(vals) else math.nan
-        step = learner.update(ts=ts, consensus=float(consensus), plain_mean=plain, spread=float(spread))
+        step = learner.update(ts=ts, consensus=consensus, plain_mean=plain, spread=spread)
         if self.recording is not None:
             rec = self.recording
             rec.group.append(g)
