@@ -38,7 +38,8 @@ ONE_OF_EACH = {
 
 
 def test_every_kind_is_covered():
-    assert set(ONE_OF_EACH) == set(KINDS)
+    from tests.simulators.test_kinds import NEW                      # the newer kinds are tested there
+    assert set(ONE_OF_EACH) | set(NEW) == set(KINDS) and not set(ONE_OF_EACH) & set(NEW)
 
 
 @pytest.mark.parametrize("kind", sorted(ONE_OF_EACH))

@@ -6,6 +6,9 @@ from pydantic import ValidationError
 from simulators import KINDS, PRESETS, AttackSpec, FleetSimulator, Scenario, preset
 
 
+ORIGINAL_KINDS = {"bias", "drift", "stuck", "noise", "replay", "spike", "collusion"}
+
+
 def _attacks(sim):
     return [r for r in sim.labels() if r["status"] != "honest"]
 
@@ -16,7 +19,8 @@ def test_presets_are_valid_and_runnable(name):
     assert isinstance(s, Scenario) and s.name == name
     assert Scenario.model_validate(s.model_dump()) == s
     sim = FleetSimulator(s)
-    assert sim.values.shape == (s.groups * s.devices_per_group, s.samples)
+    sybils = sum(len(p.rows) for p in sim.placements if p.kind.creates_devices)
+    assert sim.values.shape == (s.groups * s.devices_per_group + sybils, s.samples)
 
 
 def test_clean_has_no_attacks():
@@ -41,7 +45,7 @@ def test_demo_layout(seed):
 @pytest.mark.parametrize("seed", range(5))
 def test_mixed_has_every_kind_on_distinct_devices(seed):
     bad = _attacks(FleetSimulator(preset("mixed", seed=seed)))
-    assert {r["type"] for r in bad} == set(KINDS)
+    assert {r["type"] for r in bad} == ORIGINAL_KINDS and ORIGINAL_KINDS < set(KINDS)
     assert len({r["device_id"] for r in bad}) == len(bad)
     assert len({r["group"] for r in bad}) >= 4
     # every non-collusion attack sits in a group of its own
