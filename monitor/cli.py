@@ -226,12 +226,12 @@ class ReplayCommand(Settings):
 class EvaluateCommand(Settings):
     """Score the monitor and the baselines on scenarios (and the Beijing replay) against the ground truth."""
 
-    scenarios: list[str] = Field(default_factory=lambda: ["scenarios/reporting"],
-                                 description="scenario files, directories of them, or preset names")
-    seeds: list[int] = Field(default_factory=lambda: [1001, 1002], description="seeds each scenario runs with")
+    scenarios: list[str] = Field(["scenarios/reporting"],
+                                 description="scenario files, directories of them, or preset names (comma separated)")
+    seeds: list[int] = Field([1001, 1002], description="seeds each scenario runs with (comma separated)")
     baselines: list[str] | None = Field(None, description="device baselines to score beside the monitor (default: all)")
     sweep: bool = Field(True, description="also sweep colluding fraction x offset for consensus bias")
-    sweep_seeds: list[int] = Field(default_factory=lambda: [2001], description="seeds of each sweep cell")
+    sweep_seeds: list[int] = Field([2001], description="seeds of each sweep cell")
     beijing: str | None = Field("auto", description="Beijing air-quality CSV to replay with injected attacks ('auto': ../shared beside the project, 'none': skip)")
     beijing_attacks: str = Field("scenarios/beijing-attacks.yaml", description="attacks injected into the Beijing replay")
     out: Path = Field(Path("docs/scoreboard"), description="directory for results.json, SCOREBOARD.md and plots")

@@ -66,7 +66,8 @@ def run_evaluation(opts) -> dict:
     beijing = None
     path = _beijing_path(opts.beijing)
     if path is not None:
-        from monitor.evaluation.beijing import inject, to_eval_data
+        from monitor.evaluation.beijing import to_eval_data
+        from monitor.evaluation.inject import inject
 
         say(f"Beijing replay from {path}")
         clean = to_eval_data(path)
@@ -78,7 +79,8 @@ def run_evaluation(opts) -> dict:
         say("Beijing data not found: skipped (pass --beijing PATH)")
 
     payload = {"command": command, "scenarios": files, "seeds": opts.seeds, "overall": overall,
-               "per_scenario": per_scenario, "sweep": cells, "beijing": beijing, "runs": results,
+               "per_scenario": per_scenario, "sweep": cells, "beijing": _summary(beijing) if beijing else None,
+               "runs": [_summary(r) for r in results],
                "settings": opts.detection.model_dump()}
     report.write_json(out / "results.json", payload)
     md = scoreboard(command, files, opts.seeds, overall, per_scenario, cells, beijing, plots)
@@ -86,6 +88,14 @@ def run_evaluation(opts) -> dict:
     say(f"wrote {out / 'SCOREBOARD.md'}, {out / 'results.json'} and {len(plots)} plots "
         f"in {time.perf_counter() - started:.0f} s")
     return payload
+
+
+def _summary(run: dict) -> dict:
+    """A run without its raw per-event lists (they are in the pooled figures)."""
+    out = dict(run)
+    out["detectors"] = {n: {k: v for k, v in s.items() if k != "raw"} for n, s in run["detectors"].items()}
+    out["collusion"] = {k: v for k, v in run["collusion"].items() if k != "raw"}
+    return out
 
 
 def scoreboard(command, files, seeds, overall, per_scenario, cells, beijing, plots) -> str:
