@@ -105,6 +105,7 @@ class Pipeline:
             onset_tolerance=s.collusion_onset_tolerance, join_z=s.collusion_join_z)
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
+        self._bursts: dict[int, dict] = {}
         self._counts: Counter[str] = Counter()
 
     # ---------------------------------------------------------------- driving
@@ -138,6 +139,13 @@ class Pipeline:
         W = self.window_seconds
         present = rnd.devices >= 0
         untrusted = self._untrusted(rnd.devices)
+        # probation: a device still warming up enters the consensus only while its group has too few
+        # established ones (a fresh fleet); trust is earned, so a flood of new ids cannot move it
+        learned = self.devices.learned(np.maximum(rnd.devices, 0))
+        novice = present & (learned < self.settings.warmup)
+        established = (present & ~untrusted & ~novice).sum(axis=1, keepdims=True)
+        untrusted |= novice & (established >= self.settings.min_devices)
+        self._sybil_alerts(rnd, present & (learned == 0), established[:, 0], out)
         trusted = present & ~untrusted
         # remove each device's learned calibration offset so the consensus is not shaken by which
         # devices happen to be inliers; the offsets' common level cancels out of every residual
@@ -200,6 +208,43 @@ class Pipeline:
         total, n = own.sum(axis=1, keepdims=True), inlier.sum(axis=1, keepdims=True)
         others = n - inlier
         return np.divide(total - own, others.astype(float) ** 2, out=np.zeros(own.shape), where=others > 0)
+
+    def _sybil_alerts(self, rnd: WindowRound, fresh: np.ndarray, established: np.ndarray, out: StepResult) -> None:
+        """An ``input/sybil`` alert when many new device ids appear in an established group at once."""
+        s, W = self.settings, self.window_seconds
+        for r in np.flatnonzero(fresh.any(axis=1) | np.isin(rnd.groups, list(self._bursts))):
+            g, w = int(rnd.groups[r]), int(rnd.windows[r])
+            burst = self._bursts.get(g)
+            new = [int(d) for d in rnd.devices[r][fresh[r]]]
+            if burst is None:
+                if not new or established[r] < s.min_devices:
+                    continue
+                burst = self._bursts[g] = {"start": w, "last": w, "devices": [], "fired": False}
+            if new:
+                burst["devices"] += new
+                burst["last"] = w
+            name = self.registry.group_names[g]
+            enough = len(burst["devices"]) >= max(s.sybil_min_new, s.sybil_fraction * max(int(established[r]), 1))
+            quiet = w - burst["last"]
+            if not burst["fired"] and quiet > s.sybil_window:
+                del self._bursts[g]  # a few new devices, spread out: ordinary churn
+                continue
+            if enough and (new or not burst["fired"]) and quiet <= s.sybil_window:
+                burst["fired"] = True
+                out.alerts.append(self._sybil_alert(name, burst, "firing", (w + 1) * W, new))
+            elif burst["fired"] and quiet > s.warmup:
+                del self._bursts[g]
+                out.alerts.append(self._sybil_alert(name, burst, "resolved", (w + 1) * W, []))
+
+    def _sybil_alert(self, name: str, burst: dict, state: str, ts: float, new: list[int]):
+        devices = sorted(self.registry.device_names[d] for d in burst["devices"])
+        onset = burst["start"] * self.window_seconds
+        return make_alert(
+            alert_id=alert_id("input", "sybil", name, [], onset), state=state, kind="input", type_="sybil",
+            group=name, devices=devices, onset_ts=onset, ts=ts, score=float(len(devices)),
+            evidence={"detector": "new-device burst", "new_devices": len(devices),
+                      "new_in_this_window": sorted(self.registry.device_names[d] for d in new),
+                      "note": "new devices stay on probation (out of the consensus) until they have warmed up"})
 
     def _consensus_alerts(self, rnd: WindowRound, uncertain: np.ndarray, n_valid: np.ndarray, out: StepResult) -> None:
         W = self.window_seconds
@@ -290,6 +335,7 @@ class Pipeline:
             "devices": self.devices.state_dict(), "collusion": self.collusion.state_dict(),
             "learners": {str(g): gl.state_dict() for g, gl in self._learners.items()},
             "uncertain": sorted(self._uncertain), "counts": dict(self._counts),
+            "bursts": [[g, b] for g, b in self._bursts.items()],
         }
 
     @classmethod
@@ -306,4 +352,5 @@ class Pipeline:
             p._learners[int(g)] = gl
         p._uncertain = set(state["uncertain"])
         p._counts = Counter(state["counts"])
+        p._bursts = {int(g): b for g, b in state.get("bursts", [])}
         return p

@@ -89,6 +89,10 @@ class DeviceMonitor:
         """Learned own-noise scale (value units) of these devices."""
         return np.sqrt(np.maximum(self._var[devices], 0.0))
 
+    def learned(self, devices: np.ndarray) -> np.ndarray:
+        """How many windows each device has learned from."""
+        return self._n[devices]
+
     def offset(self, devices: np.ndarray) -> np.ndarray:
         """Learned calibration offset (mean residual against the consensus) of these devices."""
         return self._mean[devices]

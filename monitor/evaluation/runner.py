@@ -59,8 +59,8 @@ def run_monitor(data: EvalData, settings: DetectionSettings, batch_size: int = 2
 
 
 def alert_intervals(alerts: list[Alert], t_end: float) -> tuple[list[Interval], list[Interval]]:
-    """Device alarm events (device alerts, and each member of a collusion alert from when it is
-    named) and collusion alarm events (one per collusion alert id, with its final members)."""
+    """Device alarm events (device alerts, and each device named by a collusion or input alert from
+    when it is named) and collusion alarm events (one per collusion alert id, with its final members)."""
     device: dict[str, Interval] = {}
     order: list[str] = []
     coll: dict[str, dict] = {}
@@ -73,8 +73,9 @@ def alert_intervals(alerts: list[Alert], t_end: float) -> tuple[list[Interval], 
             elif a.alert_id in device:
                 iv = device[a.alert_id]
                 device[a.alert_id] = Interval(iv.device, iv.group, iv.start, a.ts, iv.type, key=iv.key)
-        elif a.kind == "collusion":
-            c = coll.setdefault(a.alert_id, {"group": a.group, "start": a.ts, "end": math.inf, "members": set()})
+        elif a.kind in ("collusion", "input"):
+            c = coll.setdefault(a.alert_id, {"group": a.group, "start": a.ts, "end": math.inf, "members": set(),
+                                             "kind": a.kind, "type": a.type})
             if a.state == "firing":
                 c["members"] |= set(a.devices)
                 for d in a.devices:
@@ -83,9 +84,9 @@ def alert_intervals(alerts: list[Alert], t_end: float) -> tuple[list[Interval], 
                 c["end"] = a.ts
     out = [device[k] for k in order]
     for (aid, d), start in member_start.items():
-        out.append(Interval(d, coll[aid]["group"], start, coll[aid]["end"], "collusion", key=aid))
+        out.append(Interval(d, coll[aid]["group"], start, coll[aid]["end"], coll[aid]["type"], key=aid))
     sets = [Interval("", c["group"], c["start"], c["end"], "collusion", tuple(sorted(c["members"])), aid)
-            for aid, c in coll.items()]
+            for aid, c in coll.items() if c["kind"] == "collusion"]
     return out, sets
 
 

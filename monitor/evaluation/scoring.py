@@ -283,7 +283,7 @@ def truth_from_labels(labels: list[dict], t0: float, t_end: float) -> Truth:
         if status == "attack":
             t.attacks.append(iv)
             labelled.add(r["device_id"])
-            if r.get("collusion_set"):
+            if r.get("collusion_set") and r.get("type") != "sybil":  # sybil floods are input alerts, not sets
                 sets[(r["group"], r["collusion_set"])].append(r)
         elif status == "fault":
             t.faults.append(iv)
