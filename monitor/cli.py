@@ -234,6 +234,8 @@ class EvaluateCommand(Settings):
     sweep_seeds: list[int] = Field([2001], description="seeds of each sweep cell")
     beijing: str | None = Field("auto", description="Beijing air-quality CSV to replay with injected attacks ('auto': ../shared beside the project, 'none': skip)")
     beijing_attacks: str = Field("scenarios/beijing-attacks.yaml", description="attacks injected into the Beijing replay")
+    real_csv: Path | None = Field(None, description="another recorded fleet to replay: a CSV with columns device_id, group, ts, value")
+    real_attacks: Path | None = Field(None, description="attacks (a scenario file's attack list) injected into --real-csv")
     out: Path = Field(Path("docs/scoreboard"), description="directory for results.json, SCOREBOARD.md and plots")
 
     def cli_cmd(self) -> None:

@@ -78,12 +78,29 @@ def run_evaluation(opts) -> dict:
     elif opts.beijing not in (None, "none"):
         say("Beijing data not found: skipped (pass --beijing PATH)")
 
+    real = None
+    if opts.real_csv is not None:
+        from monitor.evaluation.csvdata import from_csv
+        from monitor.evaluation.inject import inject
+
+        if opts.real_attacks is None:
+            raise SystemExit("poison-monitor: error: option real_attacks: needed with --real-csv")
+        say(f"replaying {opts.real_csv} with the attacks of {opts.real_attacks}")
+        clean = from_csv(opts.real_csv)
+        real = evaluate(inject(clean, opts.real_attacks, seed=opts.seeds[0]), opts.detection, clean=clean,
+                        device_baselines=baselines, consensus_baselines=CONSENSUS_BASELINES, progress=say)
+        report.terminal(report.aggregate([real]), f"{opts.real_csv} with injected attacks")
+
     payload = {"command": command, "scenarios": files, "seeds": opts.seeds, "overall": overall,
                "per_scenario": per_scenario, "sweep": cells, "beijing": _summary(beijing) if beijing else None,
+               "real_csv": _summary(real) if real else None,
                "runs": [_summary(r) for r in results],
                "settings": opts.detection.model_dump()}
     report.write_json(out / "results.json", payload)
     md = scoreboard(command, files, opts.seeds, overall, per_scenario, cells, beijing, plots)
+    if real is not None:
+        md += "\n" + report.markdown(report.aggregate([real]), f"{opts.real_csv}: real readings, injected attacks",
+                                     command, [real["name"]]) + "\n"
     (out / "SCOREBOARD.md").write_text(md)
     say(f"wrote {out / 'SCOREBOARD.md'}, {out / 'results.json'} and {len(plots)} plots "
         f"in {time.perf_counter() - started:.0f} s")
