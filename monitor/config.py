@@ -48,6 +48,8 @@ class DetectionSettings(_Section):
     max_message_bytes: int = Field(512 * 1024, ge=64, description="larger messages are dead-lettered")
     min_devices: int = Field(3, ge=1, description="fewer trusted readings make a window's consensus uncertain")
     consensus_cutoff: float = Field(3.0, gt=0, description="readings this many robust sigmas from the median leave the consensus")
+    relative_scale: bool = Field(False, description="learn residuals in units of the group's current spread (for data whose noise grows and shrinks group-wide)")
+    spread_alpha: float = Field(0.02, gt=0, le=1, description="smoothing of a group's spread when relative_scale is on")
     warmup: int = Field(60, ge=2, description="windows a device is learned before it is scored")
     alpha: float = Field(0.002, gt=0, lt=1, description="learning rate of a device's offset and scale")
     cusum_k: float = Field(0.5, ge=0, description="CUSUM reference value (sigmas)")

@@ -106,6 +106,7 @@ class Pipeline:
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
         self._bursts: dict[int, dict] = {}
+        self._spread = np.zeros(0)
         self._counts: Counter[str] = Counter()
 
     # ---------------------------------------------------------------- driving
@@ -149,7 +150,8 @@ class Pipeline:
         trusted = present & ~untrusted
         # remove each device's learned calibration offset so the consensus is not shaken by which
         # devices happen to be inliers; the offsets' common level cancels out of every residual
-        offsets = self.devices.offset(np.maximum(rnd.devices, 0))
+        unit = self._unit(rnd.groups)[:, None]
+        offsets = self.devices.offset(np.maximum(rnd.devices, 0)) * unit
         corrected = np.where(trusted, rnd.values - offsets, np.nan)
         cons = robust_consensus(corrected, min_devices=self.settings.min_devices,
                                 cutoff=self.settings.consensus_cutoff)
@@ -157,11 +159,24 @@ class Pipeline:
         out.uncertain_windows += int(cons.uncertain.sum())
         self._consensus_alerts(rnd, cons.uncertain, cons.n_valid, out)
 
-        rows, cols = np.nonzero(present & ~cons.uncertain[:, None])
+        # each device is judged against the others. Where the consensus is uncertain nothing is
+        # learned, but devices are still scored against every present device's robust consensus
+        # (a fallback, never reported), so that alarms can resolve and a group can recover.
+        against_m = cons.leave_one_out(corrected)
+        cvar = self._consensus_var(rnd, cons.inlier)
+        fallback = cons.uncertain & (present.sum(axis=1) >= self.settings.min_devices)
+        if fallback.any():
+            every = np.where(present[fallback], rnd.values[fallback] - offsets[fallback], np.nan)
+            fb = robust_consensus(every, min_devices=self.settings.min_devices, cutoff=self.settings.consensus_cutoff)
+            against_m[fallback] = fb.leave_one_out(every)
+            cvar[fallback] = self._consensus_var(rnd, fb.inlier, rows=fallback)
+        scored = ~cons.uncertain | fallback
+        rows, cols = np.nonzero(present & scored[:, None])
         devices = rnd.devices[rows, cols]
-        against = cons.leave_one_out(corrected)[rows, cols]  # each device against the others
-        events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against,
-                                     self._consensus_var(rnd, cons.inlier)[rows, cols])
+        against = against_m[rows, cols]
+        events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
+                                     learn=~cons.uncertain[rows], unit=unit[rows, 0])
+        self._learn_unit(rnd.groups, cons)
         names = self.registry.device_names
         gnames = self.registry.group_names
         for j, pos in enumerate(events.position):
@@ -186,7 +201,7 @@ class Pipeline:
         active = {s.group for s in self.collusion.active()}
         for r in range(len(rnd.groups)):
             g = int(rnd.groups[r])
-            if cons.uncertain[r] or (r not in cand_rows and g not in active):
+            if not scored[r] or (r not in cand_rows and g not in active):
                 continue
             sel = rows == r
             evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], events.z[sel], pos_all[sel],
@@ -202,9 +217,30 @@ class Pipeline:
                                                    cons.spread.tolist(), ends)):
             self._learn(rnd, r, g, end, c, m, sp, present[r], out)
 
-    def _consensus_var(self, rnd: WindowRound, inlier: np.ndarray) -> np.ndarray:
+    def _unit(self, groups: np.ndarray) -> np.ndarray:
+        """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
+        if not self.settings.relative_scale:
+            return np.ones(len(groups))
+        if len(self._spread) < self.registry.n_groups:
+            self._spread = np.r_[self._spread, np.full(self.registry.n_groups - len(self._spread), np.nan)]
+        u = self._spread[groups]
+        return np.where(np.isfinite(u) & (u > 0), u, 1.0)
+
+    def _learn_unit(self, groups: np.ndarray, cons) -> None:
+        """Exponential average of each group's robust spread, from certain windows only."""
+        if not self.settings.relative_scale:
+            return
+        ok = ~cons.uncertain & np.isfinite(cons.spread) & (cons.spread > 0)
+        g, sp = groups[ok], cons.spread[ok]
+        cur = self._spread[g]
+        a = self.settings.spread_alpha
+        self._spread[g] = np.where(np.isfinite(cur), (1 - a) * cur + a * sp, sp)
+
+    def _consensus_var(self, rnd: WindowRound, inlier: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """(R, C) variance of the leave-one-out consensus each device is compared with."""
-        own = np.where(inlier, self.devices.scale(np.maximum(rnd.devices, 0)) ** 2, 0.0)
+        devices = rnd.devices if rows is None else rnd.devices[rows]
+        unit = self._unit(rnd.groups if rows is None else rnd.groups[rows])[:, None]
+        own = np.where(inlier, (self.devices.scale(np.maximum(devices, 0)) * unit) ** 2, 0.0)
         total, n = own.sum(axis=1, keepdims=True), inlier.sum(axis=1, keepdims=True)
         others = n - inlier
         return np.divide(total - own, others.astype(float) ** 2, out=np.zeros(own.shape), where=others > 0)
@@ -336,6 +372,7 @@ class Pipeline:
             "learners": {str(g): gl.state_dict() for g, gl in self._learners.items()},
             "uncertain": sorted(self._uncertain), "counts": dict(self._counts),
             "bursts": [[g, b] for g, b in self._bursts.items()],
+            "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
         }
 
     @classmethod
@@ -353,4 +390,5 @@ class Pipeline:
         p._uncertain = set(state["uncertain"])
         p._counts = Counter(state["counts"])
         p._bursts = {int(g): b for g, b in state.get("bursts", [])}
+        p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
         return p

@@ -96,3 +96,21 @@ GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
  ('firing', 'device', 'bias', ('site-02-dev-001',), 298, 306),
  ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 300, 309),
  ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 413, 414)]
+
+
+def test_relative_scale_keeps_a_group_wide_noise_change_quiet():
+    """When every device of a group gets noisier at once (weather, pollution episodes), the
+    residuals in units of the group's spread stay calibrated; in absolute units they all fire."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    T, D = 900, 12
+    truth = np.sin(np.arange(T) / 50.0)
+    noise = rng.normal(size=(T, D)) * np.where(np.arange(T)[:, None] >= 400, 3.0, 1.0) * 0.2
+    readings = [{"device_id": f"d{j}", "group": "g", "ts": 60.0 * t, "value": float(truth[t] + noise[t, j])}
+                for t in range(T) for j in range(D)]
+    fired = {}
+    for relative in (False, True):
+        _, alerts = run_pipeline(readings, settings=DetectionSettings(relative_scale=relative, spread_alpha=0.1))
+        fired[relative] = len({d for a in alerts if a.state == "firing" and a.kind == "device" for d in a.devices})
+    assert fired[False] >= D // 2 and fired[True] <= 1

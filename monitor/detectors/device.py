@@ -94,29 +94,37 @@ class DeviceMonitor:
         return self._n[devices]
 
     def offset(self, devices: np.ndarray) -> np.ndarray:
-        """Learned calibration offset (mean residual against the consensus) of these devices."""
+        """Learned calibration offset (mean residual against the consensus, in the unit it was learned in)."""
         return self._mean[devices]
 
     def update(self, devices: np.ndarray, window: np.ndarray, value: np.ndarray,
-               consensus: np.ndarray, consensus_var: np.ndarray | None = None) -> DeviceEvents:
+               consensus: np.ndarray, consensus_var: np.ndarray | None = None,
+               learn: np.ndarray | None = None, unit: np.ndarray | None = None) -> DeviceEvents:
         """Score one window of these devices against their group's consensus.
 
         ``consensus_var`` is the variance of the consensus each device is compared
         with (it grows when fewer devices make it up): the residual's scale is
-        the device's own noise and that, added.
+        the device's own noise and that, added. ``learn`` (bool per device, default
+        all) says where the consensus can be learned from at all. ``unit`` (per
+        device, default 1) is the unit residuals are learned in: the group's
+        current spread, so that a group growing noisier as a whole (pollution
+        episodes) does not look like every device misbehaving.
         """
         d = devices
-        r = value - consensus
-        cvar = np.zeros(len(d)) if consensus_var is None else consensus_var
+        u = np.ones(len(d)) if unit is None else unit
+        r = (value - consensus) / u
+        cvar = np.zeros(len(d)) if consensus_var is None else consensus_var / (u * u)
         n = self._n[d]
         warm = n >= self.warmup
-        scale = np.maximum(np.sqrt(self._var[d] + cvar), self.min_scale * (1.0 + np.abs(consensus)))
+        scale = np.maximum(np.sqrt(self._var[d] + cvar), self.min_scale * (1.0 + np.abs(consensus) / u))
         z = np.where(warm, (r - self._mean[d]) / scale, 0.0)
-        events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], scale[warm])
+        events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], (scale * u)[warm])
         # learn (every window while warming up, then only clean ones)
         pos, neg = self.cusum.sides(d)
         clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
                          & (np.abs(z) < self.cusum.clip))
+        if learn is not None:
+            clean &= learn
         self._learn(d[clean], r[clean], cvar[clean])
         idx = np.flatnonzero(warm)
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
