@@ -7,6 +7,15 @@ at least ``min_members`` of them, no more than ``max_fraction`` of the
 group's reporting devices, and whose statistics add up to ``pooled * h``,
 form a colluding set with that median start as its onset.
 
+Colluders who share one offset move by the *same* amount; honest devices
+that deviate together for a physical reason (sun on one wall, an open door)
+move by different amounts. So a new set is first held for ``confirm``
+windows while each founder's shift since the onset is estimated, then
+alerted only if the shifts agree: the chi-square of their spread around the
+common shift, per degree of freedom, at most ``homogeneity``. A set whose
+members disagree is dropped and the group is not re-examined for
+``cooldown`` windows.
+
 Once a set exists, the set's onset is a known change point, so every device
 of the group is tested against it: the sum of its standardised residuals
 since the onset, over the square root of their count (N(0, 1) for an honest
@@ -33,7 +42,10 @@ class CollusionSet:
     score: float = 0.0           # pooled CUSUM evidence
     quiet: int = 0               # windows with too few members still deviating
     sums: dict[int, list[float]] = field(default_factory=dict)  # device -> [sum z, count] since onset
+    confirmed: bool = False      # passed the homogeneity test (alerted)
+    shifts: dict[int, list[float]] = field(default_factory=dict)  # founder -> [sum shift, count, sum scale^2]
     new_members: list[int] = field(default_factory=list)
+    homogeneity: float = 0.0     # chi-square per degree of freedom of the founders' shifts
 
 
 @dataclass(frozen=True)
@@ -55,13 +67,16 @@ class CollusionDetector:
     """
 
     def __init__(self, h: float = 11.8, candidate: float = 0.75, pooled: float = 1.5, min_members: int = 2,
-                 max_fraction: float = 0.5, onset_tolerance: int = 5, join_z: float = 5.0, quiet: int = 10) -> None:
-        if not (h > 0 and 0 < candidate <= 1 and pooled > 0 and min_members >= 2
-                and 0 < max_fraction <= 1 and onset_tolerance >= 0 and join_z > 0 and quiet >= 1):
+                 max_fraction: float = 0.5, onset_tolerance: int = 5, join_z: float = 5.0, quiet: int = 10,
+                 confirm: int = 0, homogeneity: float = 4.0, cooldown: int = 60) -> None:
+        if not (h > 0 and 0 < candidate <= 1 and pooled > 0 and min_members >= 2 and 0 < max_fraction <= 1
+                and onset_tolerance >= 0 and join_z > 0 and quiet >= 1 and confirm >= 0 and homogeneity > 0
+                and cooldown >= 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.h, self.candidate, self.pooled, self.min_members = h, candidate, pooled, min_members
         self.max_fraction, self.onset_tolerance, self.quiet = max_fraction, onset_tolerance, quiet
-        self.join_z = join_z
+        self.join_z, self.confirm, self.homogeneity, self.cooldown = join_z, confirm, homogeneity, cooldown
+        self._blocked: dict[int, int] = {}  # group -> window until which no set is formed
         self._active: dict[int, CollusionSet] = {}
 
     def members(self) -> np.ndarray:
@@ -73,11 +88,18 @@ class CollusionDetector:
         return list(self._active.values())
 
     def update(self, group: int, window: int, devices: np.ndarray, z: np.ndarray, pos: np.ndarray,
-               neg: np.ndarray, pos_start: np.ndarray, neg_start: np.ndarray) -> list[CollusionEvent]:
-        """One window of one group: its scored devices, their residuals and CUSUM sides."""
+               neg: np.ndarray, pos_start: np.ndarray, neg_start: np.ndarray,
+               scale: np.ndarray | None = None) -> list[CollusionEvent]:
+        """One window of one group: its scored devices, their residuals (``z``, and ``scale`` in
+        value units for the homogeneity test) and CUSUM sides."""
+        scale = np.ones(len(devices)) if scale is None else scale
         current = self._active.get(group)
+        if current is not None and not current.confirmed:
+            return self._confirm(current, window, devices, z, scale, pos, neg)
         if current is not None:
             return self._grow(current, window, devices, z, pos, neg)
+        if self._blocked.get(group, -1) >= window:
+            return []
         thr = self.candidate * self.h
         for direction, side, start in ((1, pos, pos_start), (-1, neg, neg_start)):
             cand = np.flatnonzero(side >= thr)
@@ -94,8 +116,44 @@ class CollusionDetector:
                                  members=[int(d) for d in devices[cand]], score=score)
             found.new_members = list(found.members)
             self._active[group] = found
-            return [CollusionEvent("firing", found, window)]
+            if self.confirm == 0:
+                found.confirmed = True
+                return [CollusionEvent("firing", found, window)]
+            return self._confirm(found, window, devices, z, scale, pos, neg)
         return []
+
+    def _confirm(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray, scale: np.ndarray,
+                 pos: np.ndarray, neg: np.ndarray) -> list[CollusionEvent]:
+        """Hold a new set until its founders' shifts can be compared; alert if they agree."""
+        side = pos if s.direction > 0 else neg
+        index = {d: i for i, d in enumerate(devices.tolist())}
+        for d in s.members:
+            i = index.get(d)
+            if i is None:
+                continue
+            acc = s.shifts.setdefault(d, [0.0, 0.0, 0.0])
+            acc[0] += float(z[i] * scale[i])
+            acc[1] += 1
+            acc[2] += float(scale[i] ** 2)
+        if int(np.isin(s.members, devices[side > 1.0]).sum()) < self.min_members:
+            del self._active[s.group]  # the deviation ended before it could be confirmed: transient
+            return []
+        counts = [acc[1] for acc in s.shifts.values()]
+        if len(counts) < self.min_members or min(counts) < self.confirm:
+            return []
+        m = np.array([acc[0] / acc[1] for acc in s.shifts.values()])
+        se2 = np.array([acc[2] / acc[1] / acc[1] for acc in s.shifts.values()])
+        w = 1.0 / np.maximum(se2, 1e-300)
+        common = float(np.sum(w * m) / np.sum(w))
+        q = float(np.sum(w * (m - common) ** 2)) / (len(m) - 1)
+        s.sums.clear()
+        if q > self.homogeneity:
+            del self._active[s.group]
+            self._blocked[s.group] = window + self.cooldown
+            return []
+        s.confirmed = True
+        s.homogeneity = q
+        return [CollusionEvent("firing", s, window)]
 
     def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray, pos: np.ndarray,
               neg: np.ndarray) -> list[CollusionEvent]:
@@ -122,11 +180,15 @@ class CollusionDetector:
     def state_dict(self) -> dict:
         return {"active": [
             {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
-             "score": s.score, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()]}
-            for s in self._active.values()]}
+             "score": s.score, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
+             "confirmed": s.confirmed, "homogeneity": s.homogeneity,
+             "shifts": [[d, *v] for d, v in s.shifts.items()]}
+            for s in self._active.values()], "blocked": [[g, w] for g, w in self._blocked.items()]}
 
     def load_state_dict(self, state: dict) -> None:
         self._active = {}
         for s in state["active"]:
             sums = {int(d): [a, n] for d, a, n in s["sums"]}
-            self._active[s["group"]] = CollusionSet(**{**s, "sums": sums})
+            shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
+            self._active[s["group"]] = CollusionSet(**{**s, "sums": sums, "shifts": shifts})
+        self._blocked = {int(g): int(w) for g, w in state.get("blocked", [])}

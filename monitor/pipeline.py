@@ -102,7 +102,8 @@ class Pipeline:
         self.collusion = CollusionDetector(
             h=s.cusum_h, candidate=s.collusion_candidate, pooled=s.collusion_pooled,
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
-            onset_tolerance=s.collusion_onset_tolerance, join_z=s.collusion_join_z)
+            onset_tolerance=s.collusion_onset_tolerance, join_z=s.collusion_join_z, confirm=s.collusion_confirm,
+            homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown)
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
         self._bursts: dict[int, dict] = {}
@@ -205,7 +206,7 @@ class Pipeline:
                 continue
             sel = rows == r
             evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], events.z[sel], pos_all[sel],
-                                        neg_all[sel], pstart[sel], nstart[sel])
+                                        neg_all[sel], pstart[sel], nstart[sel], events.scale[sel])
             for ev in evs:
                 out.alerts.append(self._collusion_alert(ev))
 
@@ -314,7 +315,8 @@ class Pipeline:
             state=ev.state, kind="collusion", type_="collusion", group=name, devices=members, onset_ts=onset,
             ts=(ev.window + 1) * W, score=s.score,
             evidence={"detector": "CollusionDetector", "direction": "high" if s.direction > 0 else "low",
-                      "members": len(members), "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
+                      "members": len(members), "founders_shift_chi2_per_df": round(s.homogeneity, 3),
+                      "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
                       "pooled_cusum": round(s.score, 3)})
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, plain: float, spread: float,

@@ -28,6 +28,7 @@ class DeviceEvents:
     onset: np.ndarray      # onset window (float)
     score: np.ndarray      # score: the live statistic when firing, the peak when resolved
     z: np.ndarray          # standardised residual of every device passed (0 while warming up)
+    scale: np.ndarray | None = None  # each device's residual scale in value units (z * scale: the shift)
 
 
 class DeviceMonitor:
@@ -128,7 +129,7 @@ class DeviceMonitor:
         self._learn(d[clean], r[clean], cvar[clean])
         idx = np.flatnonzero(warm)
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
-                            onset=events.onset, score=events.score, z=z)
+                            onset=events.onset, score=events.score, z=z, scale=scale * u)
 
     def _learn(self, d: np.ndarray, r: np.ndarray, cvar: np.ndarray) -> None:
         """Running mean and own-noise variance with weight ``max(alpha, 1/n)``: exact
