@@ -47,6 +47,7 @@ class DetectionSettings(_Section):
     lateness_seconds: float | None = Field(None, ge=0, description="accept readings this late after a window's end (default: one window)")
     max_message_bytes: int = Field(512 * 1024, ge=64, description="larger messages are dead-lettered")
     min_devices: int = Field(3, ge=1, description="fewer trusted readings make a window's consensus uncertain")
+    dispersion_max: float = Field(4.0, gt=1, description="a window whose trusted devices spread more than this times the group's usual spread is uncertain")
     consensus_cutoff: float = Field(3.0, gt=0, description="readings this many robust sigmas from the median leave the consensus")
     relative_scale: bool = Field(False, description="learn residuals in units of the group's current spread (for data whose noise grows and shrinks group-wide)")
     spread_alpha: float = Field(0.02, gt=0, le=1, description="smoothing of a group's spread when relative_scale is on")

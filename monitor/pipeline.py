@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -108,6 +108,7 @@ class Pipeline:
         self._uncertain: set[int] = set()
         self._bursts: dict[int, dict] = {}
         self._spread = np.zeros(0)
+        self._spread_n = np.zeros(0, np.int64)
         self._counts: Counter[str] = Counter()
 
     # ---------------------------------------------------------------- driving
@@ -120,6 +121,10 @@ class Pipeline:
             self.devices.resize(n)
             groups = self.registry.device_group[dev]
             out.late = self.aligner.add(groups, dev, batch.ts, batch.values, self.registry.device_local[dev])
+            grow = self.registry.n_groups - len(self._spread)
+            if grow > 0:
+                self._spread = np.r_[self._spread, np.full(grow, np.nan)]
+                self._spread_n = np.r_[self._spread_n, np.zeros(grow, np.int64)]
             out.max_event_ts = float(batch.ts.max())
         for rnd in self.aligner.close(flush=flush):
             self._round(rnd, out)
@@ -156,9 +161,18 @@ class Pipeline:
         corrected = np.where(trusted, rnd.values - offsets, np.nan)
         cons = robust_consensus(corrected, min_devices=self.settings.min_devices,
                                 cutoff=self.settings.consensus_cutoff)
+        # abstain also when the trusted devices disagree far more than this group has shown
+        usual = self._spread[rnd.groups]
+        dispersed = (~cons.uncertain & (self._spread_n[rnd.groups] >= self.settings.warmup)
+                     & (cons.spread > self.settings.dispersion_max * usual))
+        self._learn_spread(rnd.groups, cons)
+        if dispersed.any():
+            cons = replace(cons, uncertain=cons.uncertain | dispersed,
+                           value=np.where(dispersed, np.nan, cons.value))
         out.windows += len(rnd.groups)
         out.uncertain_windows += int(cons.uncertain.sum())
-        self._consensus_alerts(rnd, cons.uncertain, cons.n_valid, out)
+        ratio = cons.spread / np.where(np.isfinite(usual) & (usual > 0), usual, np.nan)
+        self._consensus_alerts(rnd, cons.uncertain, cons.n_valid, out, dispersed, ratio)
 
         # each device is judged against the others. Where the consensus is uncertain nothing is
         # learned, but devices are still scored against every present device's robust consensus
@@ -177,7 +191,6 @@ class Pipeline:
         against = against_m[rows, cols]
         events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
                                      learn=~cons.uncertain[rows], unit=unit[rows, 0])
-        self._learn_unit(rnd.groups, cons)
         names = self.registry.device_names
         gnames = self.registry.group_names
         for j, pos in enumerate(events.position):
@@ -222,20 +235,18 @@ class Pipeline:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
         if not self.settings.relative_scale:
             return np.ones(len(groups))
-        if len(self._spread) < self.registry.n_groups:
-            self._spread = np.r_[self._spread, np.full(self.registry.n_groups - len(self._spread), np.nan)]
         u = self._spread[groups]
         return np.where(np.isfinite(u) & (u > 0), u, 1.0)
 
-    def _learn_unit(self, groups: np.ndarray, cons) -> None:
-        """Exponential average of each group's robust spread, from certain windows only."""
-        if not self.settings.relative_scale:
-            return
-        ok = ~cons.uncertain & np.isfinite(cons.spread) & (cons.spread > 0)
+    def _learn_spread(self, groups: np.ndarray, cons) -> None:
+        """Exponential average of each group's robust spread across its trusted devices (what the
+        group has shown), from every window with enough of them, so a lasting change is absorbed."""
+        ok = (cons.n_valid >= self.settings.min_devices) & np.isfinite(cons.spread) & (cons.spread > 0)
         g, sp = groups[ok], cons.spread[ok]
         cur = self._spread[g]
         a = self.settings.spread_alpha
         self._spread[g] = np.where(np.isfinite(cur), (1 - a) * cur + a * sp, sp)
+        self._spread_n[g] += 1
 
     def _consensus_var(self, rnd: WindowRound, inlier: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """(R, C) variance of the leave-one-out consensus each device is compared with."""
@@ -283,7 +294,8 @@ class Pipeline:
                       "new_in_this_window": sorted(self.registry.device_names[d] for d in new),
                       "note": "new devices stay on probation (out of the consensus) until they have warmed up"})
 
-    def _consensus_alerts(self, rnd: WindowRound, uncertain: np.ndarray, n_valid: np.ndarray, out: StepResult) -> None:
+    def _consensus_alerts(self, rnd: WindowRound, uncertain: np.ndarray, n_valid: np.ndarray, out: StepResult,
+                          dispersed: np.ndarray, ratio: np.ndarray) -> None:
         W = self.window_seconds
         for r, g in enumerate(rnd.groups.tolist()):
             was = g in self._uncertain
@@ -301,8 +313,11 @@ class Pipeline:
                 alert_id=alert_id("consensus", "uncertain", name, [], onset), state="firing" if not was else "resolved",
                 kind="consensus", type_="uncertain", group=name, devices=[], onset_ts=onset, ts=ts,
                 score=float(n_valid[r]),
-                evidence={"detector": "robust_consensus", "trusted_readings": int(n_valid[r]),
-                          "min_devices": self.settings.min_devices}))
+                evidence={"detector": "robust_consensus",
+                          "reason": "dispersion" if dispersed[r] else "too few trusted devices",
+                          "trusted_readings": int(n_valid[r]), "min_devices": self.settings.min_devices,
+                          "spread_over_usual": None if not np.isfinite(ratio[r]) else round(float(ratio[r]), 3),
+                          "dispersion_max": self.settings.dispersion_max}))
 
     def _collusion_alert(self, ev: CollusionEvent) -> Alert:
         W = self.window_seconds
@@ -375,6 +390,7 @@ class Pipeline:
             "uncertain": sorted(self._uncertain), "counts": dict(self._counts),
             "bursts": [[g, b] for g, b in self._bursts.items()],
             "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
+            "spread_n": self._spread_n.tolist(),
         }
 
     @classmethod
@@ -393,4 +409,5 @@ class Pipeline:
         p._counts = Counter(state["counts"])
         p._bursts = {int(g): b for g, b in state.get("bursts", [])}
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
+        p._spread_n = np.array(state.get("spread_n", [0] * len(p._spread)), dtype=np.int64)
         return p
