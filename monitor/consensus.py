@@ -28,6 +28,7 @@ class Consensus:
     n_valid: np.ndarray    # (R,) usable readings before outlier rejection
     uncertain: np.ndarray  # (R,) bool
     inlier: np.ndarray     # (R, C) bool: the reading entered the final mean
+    weight: np.ndarray     # (R, C) weight of each reading in the final mean (0 if it did not enter)
 
     def leave_one_out(self, values: np.ndarray) -> np.ndarray:
         """(R, C) consensus of each row *without* each device's own reading.
@@ -36,9 +37,11 @@ class Consensus:
         variance whether or not it is trusted, which keeps its learned scale
         valid once it is excluded.
         """
-        n = self.n_used[:, None]
-        loo = np.divide(self.value[:, None] * n - np.where(self.inlier, values, 0.0), n - 1,
-                        out=np.broadcast_to(self.value[:, None], values.shape).copy(), where=self.inlier & (n > 1))
+        wsum = self.weight.sum(axis=1, keepdims=True)
+        rest = wsum - self.weight
+        loo = np.divide(self.value[:, None] * wsum - self.weight * np.where(self.inlier, values, 0.0), rest,
+                        out=np.broadcast_to(self.value[:, None], values.shape).copy(),
+                        where=self.inlier & (rest > 1e-12))
         return loo
 
 
@@ -55,7 +58,7 @@ def nanmedian_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def robust_consensus(values: np.ndarray, min_devices: int = 3, cutoff: float = 3.0,
-                     min_spread: float = 1e-9, steps: int = 2) -> Consensus:
+                     min_spread: float = 1e-9, steps: int = 2, weights: np.ndarray | None = None) -> Consensus:
     """Median/MAD consensus with a one-step outlier rejection, per row.
 
     Parameters
@@ -70,6 +73,9 @@ def robust_consensus(values: np.ndarray, min_devices: int = 3, cutoff: float = 3
     steps
         Rejection rounds: each recomputes median and MAD from the readings
         kept so far (a second round catches liars that inflated the first MAD).
+    weights
+        (R, C) non-negative weight of each reading in the final mean (e.g. the
+        device's reputation); default 1.
     """
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 2:
@@ -85,9 +91,11 @@ def robust_consensus(values: np.ndarray, min_devices: int = 3, cutoff: float = 3
         inlier = dev <= tol[:, None]  # False for NaN
         kept = np.where(inlier, x, np.nan)
     n_used = inlier.sum(axis=1)
-    total = np.where(inlier, x, 0.0).sum(axis=1)
-    mean = np.divide(total, n_used, out=np.full(len(x), np.nan), where=n_used > 0)
+    w = np.where(inlier, 1.0 if weights is None else weights, 0.0)
+    wsum = w.sum(axis=1)
+    total = (w * np.where(inlier, x, 0.0)).sum(axis=1)
+    mean = np.divide(total, wsum, out=np.full(len(x), np.nan), where=wsum > 0)
     uncertain = n_valid < min_devices
     value = np.where(uncertain, np.nan, mean)
     return Consensus(value=value, median=plain_median, spread=spread, n_used=n_used,
-                     n_valid=n_valid, uncertain=uncertain, inlier=inlier)
+                     n_valid=n_valid, uncertain=uncertain, inlier=inlier, weight=w)

@@ -45,7 +45,8 @@ class Metrics:
                                   registry=r)
         self.event_lag = Gauge(f"{PREFIX}_event_time_lag_seconds",
                                "Wall-clock time minus the newest event time seen", registry=r)
-        self.devices = Gauge(f"{PREFIX}_devices", "Devices known, by state", ["state"], registry=r)
+        self.devices = Gauge(f"{PREFIX}_devices", "Devices known, by trust state (trusted, suspect: in alarm, "
+                             "quarantined: out of the consensus until re-admitted)", ["state"], registry=r)
         self.groups = Gauge(f"{PREFIX}_groups", "Device groups known", registry=r)
         self.collusion_sets = Gauge(f"{PREFIX}_collusion_sets", "Colluding sets currently active", registry=r)
         self.uncertain_groups = Gauge(f"{PREFIX}_uncertain_groups", "Groups whose consensus is currently uncertain",

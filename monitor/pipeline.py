@@ -28,6 +28,7 @@ from monitor.detectors.device import DeviceMonitor
 from monitor.ingest.decode import DecodedBatch
 from monitor.learner import GroupLearner
 from monitor.registry import Registry
+from monitor.reputation import BetaReputation
 from monitor.schema import Alert
 from monitor.windows import WindowAligner, WindowRound
 
@@ -104,6 +105,8 @@ class Pipeline:
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
             onset_tolerance=s.collusion_onset_tolerance, join_z=s.collusion_join_z, confirm=s.collusion_confirm,
             homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown)
+        self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
+                                         quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
         self._bursts: dict[int, dict] = {}
@@ -119,6 +122,7 @@ class Pipeline:
             dev = self.registry.index(batch.groups, batch.device_ids)
             n = self.registry.n_devices
             self.devices.resize(n)
+            self.reputation.resize(n)
             groups = self.registry.device_group[dev]
             out.late = self.aligner.add(groups, dev, batch.ts, batch.values, self.registry.device_local[dev])
             grow = self.registry.n_groups - len(self._spread)
@@ -136,7 +140,8 @@ class Pipeline:
 
     # ---------------------------------------------------------------- one round
     def _untrusted(self, devices: np.ndarray) -> np.ndarray:
-        bad = self.devices.firing[np.maximum(devices, 0)].copy()
+        d = np.maximum(devices, 0)
+        bad = self.devices.firing[d] | self.reputation.quarantined[d]
         members = self.collusion.members()
         if len(members):
             bad |= np.isin(devices, members)
@@ -159,8 +164,9 @@ class Pipeline:
         unit = self._unit(rnd.groups)[:, None]
         offsets = self.devices.offset(np.maximum(rnd.devices, 0)) * unit
         corrected = np.where(trusted, rnd.values - offsets, np.nan)
+        trust = self.reputation.trust(np.maximum(rnd.devices, 0))
         cons = robust_consensus(corrected, min_devices=self.settings.min_devices,
-                                cutoff=self.settings.consensus_cutoff)
+                                cutoff=self.settings.consensus_cutoff, weights=trust)
         # abstain also when the trusted devices disagree far more than this group has shown
         usual = self._spread[rnd.groups]
         dispersed = (~cons.uncertain & (self._spread_n[rnd.groups] >= self.settings.warmup)
@@ -178,19 +184,24 @@ class Pipeline:
         # learned, but devices are still scored against every present device's robust consensus
         # (a fallback, never reported), so that alarms can resolve and a group can recover.
         against_m = cons.leave_one_out(corrected)
-        cvar = self._consensus_var(rnd, cons.inlier)
+        cvar = self._consensus_var(rnd, cons.weight)
         fallback = cons.uncertain & (present.sum(axis=1) >= self.settings.min_devices)
         if fallback.any():
             every = np.where(present[fallback], rnd.values[fallback] - offsets[fallback], np.nan)
             fb = robust_consensus(every, min_devices=self.settings.min_devices, cutoff=self.settings.consensus_cutoff)
             against_m[fallback] = fb.leave_one_out(every)
-            cvar[fallback] = self._consensus_var(rnd, fb.inlier, rows=fallback)
+            cvar[fallback] = self._consensus_var(rnd, fb.weight, rows=fallback)
         scored = ~cons.uncertain | fallback
         rows, cols = np.nonzero(present & scored[:, None])
         devices = rnd.devices[rows, cols]
         against = against_m[rows, cols]
         events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
                                      learn=~cons.uncertain[rows], unit=unit[rows, 0])
+        certain = ~cons.uncertain[rows]
+        firing_now = self.devices.firing[devices]
+        self.reputation.update(devices[certain], good=(np.abs(events.z) < self.reputation.good_z)[certain]
+                               & ~firing_now[certain] & (self.devices.learned(devices[certain]) >= self.settings.warmup),
+                               bad=firing_now[certain])
         names = self.registry.device_names
         gnames = self.registry.group_names
         for j, pos in enumerate(events.position):
@@ -248,14 +259,14 @@ class Pipeline:
         self._spread[g] = np.where(np.isfinite(cur), (1 - a) * cur + a * sp, sp)
         self._spread_n[g] += 1
 
-    def _consensus_var(self, rnd: WindowRound, inlier: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """(R, C) variance of the leave-one-out consensus each device is compared with."""
+    def _consensus_var(self, rnd: WindowRound, weight: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """(R, C) variance of the leave-one-out weighted consensus each device is compared with."""
         devices = rnd.devices if rows is None else rnd.devices[rows]
         unit = self._unit(rnd.groups if rows is None else rnd.groups[rows])[:, None]
-        own = np.where(inlier, (self.devices.scale(np.maximum(devices, 0)) * unit) ** 2, 0.0)
-        total, n = own.sum(axis=1, keepdims=True), inlier.sum(axis=1, keepdims=True)
-        others = n - inlier
-        return np.divide(total - own, others.astype(float) ** 2, out=np.zeros(own.shape), where=others > 0)
+        own = weight ** 2 * (self.devices.scale(np.maximum(devices, 0)) * unit) ** 2
+        total, wsum = own.sum(axis=1, keepdims=True), weight.sum(axis=1, keepdims=True)
+        rest = wsum - weight
+        return np.divide(total - own, rest ** 2, out=np.zeros(own.shape), where=rest > 1e-12)
 
     def _sybil_alerts(self, rnd: WindowRound, fresh: np.ndarray, established: np.ndarray, out: StepResult) -> None:
         """An ``input/sybil`` alert when many new device ids appear in an established group at once."""
@@ -370,6 +381,13 @@ class Pipeline:
     def firing_devices(self) -> int:
         return int(self.devices.firing[: self.registry.n_devices].sum())
 
+    def trust_states(self) -> dict[str, int]:
+        """Devices by trust state: quarantined, suspect (in alarm), trusted."""
+        n = self.registry.n_devices
+        q = self.reputation.quarantined[:n]
+        f = self.devices.firing[:n] & ~q
+        return {"quarantined": int(q.sum()), "suspect": int(f.sum()), "trusted": int(n - q.sum() - f.sum())}
+
     def collusion_sets(self) -> int:
         return len(self.collusion.active())
 
@@ -386,6 +404,7 @@ class Pipeline:
             "version": 1, "window_seconds": self.window_seconds,
             "registry": self.registry.state_dict(), "aligner": self.aligner.state_dict(),
             "devices": self.devices.state_dict(), "collusion": self.collusion.state_dict(),
+            "reputation": self.reputation.state_dict(),
             "learners": {str(g): gl.state_dict() for g, gl in self._learners.items()},
             "uncertain": sorted(self._uncertain), "counts": dict(self._counts),
             "bursts": [[g, b] for g, b in self._bursts.items()],
@@ -400,6 +419,7 @@ class Pipeline:
         p.aligner.load_state_dict(state["aligner"])
         p.devices.load_state_dict(state["devices"])
         p.collusion.load_state_dict(state["collusion"])
+        p.reputation.load_state_dict(state["reputation"])
         for g, st in state["learners"].items():
             gl = GroupLearner(lr=settings.learner_lr, warmup=settings.learner_warmup,
                               threshold=settings.learner_threshold)

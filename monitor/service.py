@@ -200,9 +200,8 @@ class Service:
             m.consumer_lag.set(lag)
         p = self.pipeline
         if p is not None:
-            firing = p.firing_devices()
-            m.devices.labels("monitored").set(p.registry.n_devices - firing)
-            m.devices.labels("firing").set(firing)
+            for state, count in p.trust_states().items():
+                m.devices.labels(state).set(count)
             m.groups.set(p.registry.n_groups)
             m.collusion_sets.set(p.collusion_sets())
             m.uncertain_groups.set(p.uncertain_groups())

@@ -40,5 +40,6 @@ def test_counters_agree_with_what_the_service_emitted():
     firing = [a for a in sink.alert_log if a.state == "firing"]
     assert sum(get("poison_monitor_alerts_total", {"kind": a.kind, "type": a.type, "state": "firing"}) or 0
                for a in {(a.kind, a.type): a for a in firing}.values()) == len(firing)
-    assert get("poison_monitor_devices", {"state": "firing"}) >= 1
+    states = {s: get("poison_monitor_devices", {"state": s}) for s in ("trusted", "suspect", "quarantined")}
+    assert sum(states.values()) == 40 and states["suspect"] + states["quarantined"] >= 4
     assert get("poison_monitor_collusion_sets") == 1
