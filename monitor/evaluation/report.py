@@ -225,7 +225,8 @@ def plot_sweep(cells: list[dict], path: Path, estimators: list[str]) -> None:
 
     fractions = sorted({c["fraction"] for c in cells})
     offsets = sorted({c["offset"] for c in cells})
-    fig, axes = plt.subplots(1, len(estimators), figsize=(4.2 * len(estimators), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(estimators), figsize=(3.6 * len(estimators) + 1.2, 3.8), squeeze=False,
+                             sharey=True, constrained_layout=True)
     grid_max = max((c["bias"].get(e, 0) or 0 for c in cells for e in estimators), default=1.0)
     for ax, est in zip(axes[0], estimators):
         grid = np.full((len(fractions), len(offsets)), np.nan)
@@ -240,8 +241,8 @@ def plot_sweep(cells: list[dict], path: Path, estimators: list[str]) -> None:
         ax.set_xticks(range(len(offsets)), [f"{o:g}σ" for o in offsets])
         ax.set_yticks(range(len(fractions)), [f"{f:.0%}" for f in fractions])
         ax.set_xlabel("colluders' offset")
-        ax.set_ylabel("colluding fraction")
         ax.set_title(est)
+    axes[0][0].set_ylabel("colluding fraction")
     fig.colorbar(im, ax=axes[0].tolist(), label="consensus bias (σ)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
