@@ -8,6 +8,16 @@ pipeline would. Both are scored before they learn. A differential test
 compares their forecasts on each window: when they diverge by more than
 ``threshold`` group spreads (exponentially averaged), the data stream is
 trying to move what is learned, and a ``learner`` alert fires.
+
+A second differential test compares model *versions*: every ``version_every``
+windows the guarded model is compared with its previous accepted version on
+a fixed set of trusted reference windows (consensus windows kept from the
+previous period, spread over it). If the new version forecasts them worse by
+more than ``regression`` group spreads, something slipped past the guard: a
+``learner/regression`` alert fires and the guarded model is rolled back to
+the previous version (the reference stays that of the last accepted period,
+so poison that lasts does not become the reference); otherwise the new
+version is accepted and its period's windows become the next reference.
 """
 
 from __future__ import annotations
@@ -55,6 +65,8 @@ class LearnerStep:
     changed: bool              # alarm switched on or off in this window
     guarded_forecast: float = math.nan  # forecasts made before learning this window (NaN in warm-up)
     shadow_forecast: float = math.nan
+    regression: float | None = None     # at a version check: new minus previous error on the reference (spreads)
+    rolled_back: bool = False
 
 
 class GroupLearner:
@@ -67,10 +79,18 @@ class GroupLearner:
     (False, True)
     """
 
-    def __init__(self, lr: float = 0.05, warmup: int = 30, alpha: float = 0.05, threshold: float = 1.0) -> None:
-        if not (lr > 0 and warmup >= 2 and 0 < alpha <= 1 and threshold > 0):
-            raise ValueError("GroupLearner needs lr > 0, warmup >= 2, 0 < alpha <= 1, threshold > 0")
+    def __init__(self, lr: float = 0.05, warmup: int = 30, alpha: float = 0.05, threshold: float = 1.0,
+                 version_every: int = 1440, regression: float = 1.0, reference_size: int = 96) -> None:
+        if not (lr > 0 and warmup >= 2 and 0 < alpha <= 1 and threshold > 0 and version_every >= 2
+                and regression > 0 and reference_size >= 1):
+            raise ValueError("GroupLearner needs lr > 0, warmup >= 2, 0 < alpha <= 1, threshold > 0, "
+                             "version_every >= 2, regression > 0, reference_size >= 1")
         self.lr, self.warmup, self.alpha, self.threshold = lr, warmup, alpha, threshold
+        self.version_every, self.regression, self.reference_size = version_every, regression, reference_size
+        self._previous: dict | None = None        # the last accepted version of the guarded model
+        self._reference: list[list[float]] = []   # trusted (ts, consensus) windows of the previous period
+        self._collecting: list[list[float]] = []  # ... being gathered in the current period
+        self._since = 0
         self._guarded = _model(lr)
         self._shadow = _model(lr)
         self._n = 0
@@ -113,16 +133,49 @@ class GroupLearner:
         self._alarm = self._div > self.threshold if not was else self._div > 0.5 * self.threshold
         if certain:
             self._guarded.learn_one(x, (consensus - self._mu) / sd)
+            stride = max(1, self.version_every // self.reference_size)
+            if self._since % stride == 0 and len(self._collecting) < self.reference_size:
+                self._collecting.append([ts, consensus])
         if math.isfinite(plain_mean):
             self._shadow.learn_one(x, (plain_mean - self._mu) / sd)
-        return LearnerStep(self._div, g_err, s_err, self._alarm, self._alarm != was, pg, ps)
+        self._since += 1
+        regression, rolled_back = None, False
+        if self._since >= self.version_every:
+            regression, rolled_back = self._check_version()
+        return LearnerStep(self._div, g_err, s_err, self._alarm, self._alarm != was, pg, ps, regression, rolled_back)
+
+    def _error(self, state: dict, windows: list[list[float]]) -> float:
+        model = _model(self.lr)
+        _load(model, state)
+        return sum(abs(self._mu + self._sd * model.predict_one(time_features(t)) - y) for t, y in windows) / len(windows)
+
+    def _check_version(self) -> tuple[float | None, bool]:
+        """Compare the guarded model with its previous version on the reference windows."""
+        self._since = 0
+        current = _weights(self._guarded)
+        regression, rolled_back = None, False
+        if self._previous is not None and self._reference:
+            regression = (self._error(current, self._reference) - self._error(self._previous, self._reference)) \
+                / max(self._spread, 1e-12)
+            if regression > self.regression:
+                _load(self._guarded, self._previous)  # roll back to the version that did not regress
+                rolled_back = True
+        if not rolled_back:  # the accepted version's period becomes the next reference
+            self._previous = current
+            self._reference = self._collecting or self._reference
+        self._collecting = []
+        return regression, rolled_back
 
     def state_dict(self) -> dict:
         return {"n": self._n, "mu": self._mu, "m2": self._m2, "spread": self._spread, "div": self._div,
-                "alarm": self._alarm, "guarded": _weights(self._guarded), "shadow": _weights(self._shadow)}
+                "alarm": self._alarm, "guarded": _weights(self._guarded), "shadow": _weights(self._shadow),
+                "previous": self._previous, "reference": self._reference, "collecting": self._collecting,
+                "since": self._since}
 
     def load_state_dict(self, state: dict) -> None:
         self._n, self._mu, self._m2 = state["n"], state["mu"], state["m2"]
         self._spread, self._div, self._alarm = state["spread"], state["div"], state["alarm"]
         _load(self._guarded, state["guarded"])
         _load(self._shadow, state["shadow"])
+        self._previous, self._reference = state["previous"], state["reference"]
+        self._collecting, self._since = state["collecting"], state["since"]

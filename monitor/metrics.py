@@ -16,7 +16,7 @@ from monitor import __version__
 
 PREFIX = "poison_monitor"
 KINDS = ("device", "collusion", "learner", "input", "consensus")
-TYPES = ("bias", "drift", "stuck", "noise", "replay", "spike", "collusion", "poisoning", "uncertain", "sybil", "other")
+TYPES = ("bias", "drift", "stuck", "noise", "replay", "spike", "collusion", "poisoning", "uncertain", "sybil", "regression", "other")
 disable_created_metrics()  # the _created series double every counter for no use here
 
 REASONS = ("oversized", "empty", "not_utf8", "not_json", "not_a_reading", "invalid")

@@ -110,6 +110,7 @@ class Pipeline:
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
         self._bursts: dict[int, dict] = {}
+        self._regressing: set[int] = set()
         self._spread = np.zeros(0)
         self._spread_n = np.zeros(0, np.int64)
         self._counts: Counter[str] = Counter()
@@ -350,9 +351,10 @@ class Pipeline:
         learner = self._learners.get(g)
         if learner is None:
             s = self.settings
-            learner = self._learners[g] = GroupLearner(lr=s.learner_lr, warmup=s.learner_warmup,
-                                                       threshold=s.learner_threshold)
+            learner = self._learners[g] = self._new_learner()
         step = learner.update(ts=ts, consensus=consensus, plain_mean=plain, spread=spread)
+        if step.regression is not None:
+            self._version_alert(g, rnd, r, ts, step, out)
         if self.recording is not None:
             rec = self.recording
             rec.group.append(g)
@@ -376,6 +378,30 @@ class Pipeline:
             evidence={"detector": "GroupLearner", "divergence_spreads": round(step.divergence, 4),
                       "threshold": self.settings.learner_threshold,
                       "guarded_abs_error": step.guarded_error, "shadow_abs_error": step.shadow_error}))
+
+    def _new_learner(self) -> GroupLearner:
+        s = self.settings
+        return GroupLearner(lr=s.learner_lr, warmup=s.learner_warmup, threshold=s.learner_threshold,
+                            version_every=s.learner_version_every, regression=s.learner_regression)
+
+    def _version_alert(self, g: int, rnd: WindowRound, r: int, ts: float, step, out: StepResult) -> None:
+        """``learner/regression`` fires when a new model version was rolled back, resolves at the next good one."""
+        was = g in self._regressing
+        if step.rolled_back == was:
+            return
+        name = self.registry.group_names[g]
+        if step.rolled_back:
+            self._regressing.add(g)
+            self._counts[f"regression_onset:{g}"] = int(rnd.windows[r])
+        else:
+            self._regressing.discard(g)
+        onset = self._counts[f"regression_onset:{g}"] * self.window_seconds
+        out.alerts.append(make_alert(
+            alert_id=alert_id("learner", "regression", name, [], onset), state="firing" if step.rolled_back else "resolved",
+            kind="learner", type_="regression", group=name, devices=[], onset_ts=onset, ts=ts, score=step.regression,
+            evidence={"detector": "GroupLearner version check",
+                      "error_increase_spreads": round(float(step.regression), 4),
+                      "threshold": self.settings.learner_regression, "rolled_back": step.rolled_back}))
 
     # ---------------------------------------------------------------- views
     def firing_devices(self) -> int:
@@ -406,7 +432,7 @@ class Pipeline:
             "devices": self.devices.state_dict(), "collusion": self.collusion.state_dict(),
             "reputation": self.reputation.state_dict(),
             "learners": {str(g): gl.state_dict() for g, gl in self._learners.items()},
-            "uncertain": sorted(self._uncertain), "counts": dict(self._counts),
+            "uncertain": sorted(self._uncertain), "counts": dict(self._counts), "regressing": sorted(self._regressing),
             "bursts": [[g, b] for g, b in self._bursts.items()],
             "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
             "spread_n": self._spread_n.tolist(),
@@ -421,12 +447,12 @@ class Pipeline:
         p.collusion.load_state_dict(state["collusion"])
         p.reputation.load_state_dict(state["reputation"])
         for g, st in state["learners"].items():
-            gl = GroupLearner(lr=settings.learner_lr, warmup=settings.learner_warmup,
-                              threshold=settings.learner_threshold)
+            gl = p._new_learner()
             gl.load_state_dict(st)
             p._learners[int(g)] = gl
         p._uncertain = set(state["uncertain"])
         p._counts = Counter(state["counts"])
+        p._regressing = set(state.get("regressing", []))
         p._bursts = {int(g): b for g, b in state.get("bursts", [])}
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
         p._spread_n = np.array(state.get("spread_n", [0] * len(p._spread)), dtype=np.int64)
