@@ -24,14 +24,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from river import linear_model, optim
 
 DAY = 86400.0
 
 
+@lru_cache(maxsize=4096)
 def time_features(ts: float) -> dict[str, float]:
-    """Daily and half-daily harmonics of the event time.
+    """Daily and half-daily harmonics of the event time (cached: every group of a window shares them;
+    the dict is read, never changed).
 
     >>> sorted(time_features(0.0))
     ['cos1', 'cos2', 'sin1', 'sin2']
