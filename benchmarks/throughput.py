@@ -1,6 +1,6 @@
 """Throughput of the detection core and of decoding, on one core.
 
-    python benchmarks/throughput.py [--groups 1000] [--devices 20] [--samples 200] [--batch 100000]
+    python benchmarks/throughput.py [--groups 1000] [--devices 20] [--samples 200] [--batch 100000] [--learner-every 1]
 
 Prints readings per second for (a) the detection core (everything after
 decoding: windows, consensus, detectors, collusion, learner) and (b) decoding
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--learner-every", type=int, default=1, help="detection.learner_every")
     args = ap.parse_args()
 
     sim = FleetSimulator(preset("clean", groups=args.groups, devices_per_group=args.devices, samples=args.samples),
@@ -40,7 +41,7 @@ def main() -> None:
     dev = np.tile(np.arange(n_dev), args.samples)
     total = len(ts)
 
-    pipe = Pipeline(DetectionSettings(), window_seconds=sim.scenario.interval_seconds)
+    pipe = Pipeline(DetectionSettings(learner_every=args.learner_every), window_seconds=sim.scenario.interval_seconds)
     batches = [DecodedBatch(device_ids=ids[dev[i:i + args.batch]].tolist(), groups=groups[dev[i:i + args.batch]].tolist(),
                             ts=ts[i:i + args.batch], values=values[i:i + args.batch])
                for i in range(0, total, args.batch)]
@@ -59,7 +60,7 @@ def main() -> None:
 
     per_device = sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 8 * 2
     print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
-          f"{total:,} readings, micro-batches of {args.batch:,}")
+          f"{total:,} readings, micro-batches of {args.batch:,}, learner_every={args.learner_every}")
     print(f"detection core: {total / core:,.0f} readings/s ({core:.2f} s)")
     print(f"decode + validate JSON: {sample / decode:,.0f} readings/s")
     print(f"per-device detector state: {per_device} bytes")

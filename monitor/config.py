@@ -85,6 +85,7 @@ class DetectionSettings(_Section):
     learner_lr: float = Field(0.05, gt=0, description="SGD learning rate of the River forecasters")
     learner_warmup: int = Field(30, ge=2, description="windows before the learners are compared")
     learner_threshold: float = Field(1.0, gt=0, description="guarded/shadow divergence (group spreads) that alerts")
+    learner_every: int = Field(1, ge=1, description="the learners see one window in this many (a cost knob for very large fleets)")
     learner_version_every: int = Field(1440, ge=2, description="windows between checks of the guarded model against its previous version")
     learner_regression: float = Field(1.0, gt=0, description="error increase on the trusted reference (group spreads) that rolls a version back and alerts")
 

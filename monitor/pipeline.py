@@ -142,11 +142,25 @@ class Pipeline:
     # ---------------------------------------------------------------- one round
     def _untrusted(self, devices: np.ndarray) -> np.ndarray:
         d = np.maximum(devices, 0)
-        bad = self.devices.firing[d] | self.reputation.quarantined[d]
+        bad = self.devices.firing[d] | self._quarantined(devices)
         members = self.collusion.members()
         if len(members):
             bad |= np.isin(devices, members)
         return bad & (devices >= 0)
+
+    def _quarantined(self, devices: np.ndarray) -> np.ndarray:
+        """Quarantined devices, at most the least trusted half of each row's present devices:
+        reputation is relative, so a group whose every device looks bad (detectors miscalibrated
+        on its data) keeps its better half rather than losing its consensus."""
+        d = np.maximum(devices, 0)
+        q = self.reputation.quarantined[d] & (devices >= 0)
+        if devices.ndim == 1 or not q.any():
+            return q
+        present = devices >= 0
+        cap = np.floor(self.settings.collusion_max_fraction * present.sum(axis=1, keepdims=True))
+        trust = np.where(present, self.reputation.trust(d), np.inf)
+        rank = np.argsort(np.argsort(trust, axis=1, kind="stable"), axis=1)
+        return q & (rank < cap)
 
     def _round(self, rnd: WindowRound, out: StepResult) -> None:
         W = self.window_seconds
@@ -198,11 +212,11 @@ class Pipeline:
         against = against_m[rows, cols]
         events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
                                      learn=~cons.uncertain[rows], unit=unit[rows, 0])
-        certain = ~cons.uncertain[rows]
+        # reputation evidence from every scored window (in an uncertain one, against the fallback), so that
+        # a quarantined device can earn its way back even while its group has too few trusted devices
         firing_now = self.devices.firing[devices]
-        self.reputation.update(devices[certain], good=(np.abs(events.z) < self.reputation.good_z)[certain]
-                               & ~firing_now[certain] & (self.devices.learned(devices[certain]) >= self.settings.warmup),
-                               bad=firing_now[certain])
+        self.reputation.update(devices, good=(np.abs(events.z) < self.reputation.good_z) & ~firing_now
+                               & (self.devices.learned(devices) >= self.settings.warmup), bad=firing_now)
         names = self.registry.device_names
         gnames = self.registry.group_names
         for j, pos in enumerate(events.position):
@@ -239,9 +253,11 @@ class Pipeline:
         plain = np.divide(np.where(present, rnd.values, 0.0).sum(axis=1), n_present,
                           out=np.full(len(n_present), np.nan), where=n_present > 0)
         ends = ((rnd.windows + 1) * W).tolist()
+        every = self.settings.learner_every
         for r, (g, c, m, sp, end) in enumerate(zip(rnd.groups.tolist(), cons.value.tolist(), plain.tolist(),
                                                    cons.spread.tolist(), ends)):
-            self._learn(rnd, r, g, end, c, m, sp, present[r], out)
+            if every == 1 or rnd.windows[r] % every == 0:
+                self._learn(rnd, r, g, end, c, m, sp, present[r], out)
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
