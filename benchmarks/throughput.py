@@ -58,12 +58,14 @@ def main() -> None:
     decode_messages(msgs)
     decode = time.perf_counter() - start
 
-    per_device = sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 8 * 2
+    # detectors, the device's own statistics (n, mean, var, firing, type, onset, peak) and its reputation
+    per_device = (sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 8 * 2
+                  + 8 * 2 + 1)
     print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
           f"{total:,} readings, micro-batches of {args.batch:,}, learner_every={args.learner_every}")
     print(f"detection core: {total / core:,.0f} readings/s ({core:.2f} s)")
     print(f"decode + validate JSON: {sample / decode:,.0f} readings/s")
-    print(f"per-device detector state: {per_device} bytes")
+    print(f"per-device state (detectors, statistics, reputation): {per_device} bytes")
 
 
 if __name__ == "__main__":

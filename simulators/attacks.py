@@ -237,7 +237,12 @@ def _camouflage(x, start, stop, sigma, p, rng, ctx):
     lead = int(np.searchsorted(ctx.rows, ctx.lead))
     others = np.setdiff1d(ctx.group_rows, ctx.rows)
     x[:, start:stop] += delta
-    honest = np.nanmean(ctx.values[others, start:stop], axis=0) if others.size else x[lead, start:stop] - delta
+    if others.size:
+        block = ctx.values[others, start:stop]
+        n_ok = np.sum(~np.isnan(block), axis=0)  # recorded data can have hours where no other device reported
+        honest = np.divide(np.nansum(block, axis=0), n_ok, out=np.full(stop - start, np.nan), where=n_ok > 0)
+    else:
+        honest = x[lead, start:stop] - delta
     pull = p["factor"] * (k - 1) * delta / n
     x[lead, start:stop] = honest + pull + 0.25 * sigma[lead] * rng.standard_normal(stop - start)
 
