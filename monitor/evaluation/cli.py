@@ -13,7 +13,7 @@ from monitor.evaluation import report
 from monitor.evaluation.runner import MONITOR, evaluate
 from monitor.evaluation.suite import run_all, scenario_files, simulated, sweep_cells
 
-SWEEP_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+SWEEP_FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5)
 SWEEP_OFFSETS = (0.25, 0.5, 1.0, 3.0, 10.0)
 
 

@@ -95,10 +95,10 @@ def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: l
     if types:
         names = list(agg["detectors"])
         rows = [[t] + [_f(agg["detectors"][n]["per_type"].get(t, {}).get("recall")) for n in names] for t in types]
-        out += ["### Recall per attack type", "", _table(["type"] + names, rows), ""]
+        out += ["### Recall per attack type and strength", "", _table(["attack"] + names, rows), ""]
         rows = [[t] + [_f(_div(agg["detectors"][n]["per_type"].get(t, {}).get("delay_median_s"),
                                 agg["interval_s"]), 1) for n in names] for t in types]
-        out += ["### Median detection delay per attack type (samples)", "", _table(["type"] + names, rows), ""]
+        out += ["### Median detection delay per attack type and strength (samples)", "", _table(["attack"] + names, rows), ""]
     c = agg["collusion"]
     out += ["### Colluding sets", "",
             _table(["sets", "found (Jaccard ≥ 0.5)", "mean best Jaccard", "collusion alerts", "false collusion alerts",

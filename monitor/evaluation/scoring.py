@@ -266,6 +266,24 @@ class Truth:
     event_days: float = 0.0
 
 
+def attack_class(record: dict) -> str:
+    """The attack's type with its strength, so that scores can be read per strength.
+
+    >>> attack_class({"type": "bias", "params": {"magnitude": 0.5, "sigma": 0.2}})
+    'bias 0.5σ'
+    >>> attack_class({"type": "drift", "params": {"rate": 0.001}})
+    'drift 0.001σ/sample'
+    """
+    p = record.get("params") or {}
+    t = record.get("type") or "attack"
+    if t == "drift" and p.get("rate") is not None:
+        return f"{t} {p['rate']:g}σ/sample"
+    if p.get("magnitude") is not None and t in ("bias", "collusion", "intermittent", "camouflage", "poison", "sybil"):
+        ramp = f" +{p['rate']:g}σ/sample" if p.get("rate") else ""
+        return f"{t} {abs(p['magnitude']):g}σ{ramp}"
+    return t
+
+
 def truth_from_labels(labels: list[dict], t0: float, t_end: float) -> Truth:
     """Intervals and exposures from ground-truth records (see `EvalData.labels`)."""
     t = Truth()
@@ -278,7 +296,7 @@ def truth_from_labels(labels: list[dict], t0: float, t_end: float) -> Truth:
             continue
         start = float(r["start_ts"])
         end = float(r["end_ts"]) if r.get("end_ts") is not None else float("inf")
-        iv = Interval(r["device_id"], r["group"], start, end, r.get("type"))
+        iv = Interval(r["device_id"], r["group"], start, end, attack_class(r) if status == "attack" else r.get("type"))
         days = (min(end, t_end) - max(start, t0)) / DAY
         if status == "attack":
             t.attacks.append(iv)
