@@ -34,13 +34,13 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-def _metrics_server(settings: Settings, metrics):
+def _metrics_server(settings: Settings, metrics, health=None, ready=None):
     if not settings.metrics.enabled:
         return None
     from monitor.metrics import MetricsServer
 
     try:
-        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port)
+        server = MetricsServer(metrics, settings.metrics.host, settings.metrics.port, health=health, ready=ready)
     except OSError as exc:
         raise CliError(f"option metrics.port: cannot listen on {settings.metrics.host}:{settings.metrics.port}: {exc}")
     log.info("serving metrics on %s", server.url)
@@ -161,7 +161,12 @@ class RunCommand(Settings):
 
         _setup_logging(self.log_level)
         metrics = Metrics()
-        server = _metrics_server(self, metrics)
+        state: dict = {}
+        server = _metrics_server(
+            self, metrics,
+            health=lambda: state["service"].health() if "service" in state else (True, {"phase": "connecting"}),
+            ready=lambda: (state["service"].readiness(self.metrics.ready_max_lag, state["source"].assigned)
+                           if "service" in state else (False, {"phase": "connecting to Kafka"})))
         stopped = threading.Event()
         _signals(stopped.set)
         metrics.broker_up.set(0)
@@ -174,7 +179,8 @@ class RunCommand(Settings):
             raise CliError(str(exc)) from None
         metrics.broker_up.set(1)
         service = Service(self.detection, source, sink, metrics, idle_flush_seconds=self.idle_flush_seconds,
-                          poll_timeout_s=self.kafka.poll_timeout_ms / 1000)
+                          poll_timeout_s=self.kafka.poll_timeout_ms / 1000, top_k=self.metrics.top_k)
+        state.update(service=service, source=source)
         _signals(service.stop)
         log.info("consuming %s from %s as group %s", self.kafka.topic, self.kafka.bootstrap_servers, self.kafka.group_id)
         try:

@@ -101,7 +101,9 @@ class MetricsSettings(_Section):
 
     host: str = Field("127.0.0.1", description="address /metrics listens on")
     port: int = Field(9108, ge=0, le=65535, description="port of /metrics (0: pick a free one)")
-    enabled: bool = Field(True, description="serve /metrics")
+    enabled: bool = Field(True, description="serve /metrics, /healthz and /readyz")
+    top_k: int = Field(10, ge=0, le=1000, description="the most suspicious devices exported with device labels (0: none)")
+    ready_max_lag: int = Field(10_000, ge=0, description="/readyz fails while more messages than this are waiting")
 
 
 class Settings(BaseSettings):

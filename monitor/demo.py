@@ -122,7 +122,8 @@ def run_demo(opts) -> None:
             last[0] = time.monotonic()
             live.update(_view(service, sim, memory, server.url if server else None))
 
-    service = Service(opts.detection, source, sink, metrics, poll_timeout_s=0.2, on_step=on_step)
+    service = Service(opts.detection, source, sink, metrics, poll_timeout_s=0.2, on_step=on_step,
+                      top_k=opts.metrics.top_k)
     _signals(lambda: (stop.set(), service.stop()))
     live = Live(console=console, refresh_per_second=4) if live_view else None
     feeder.start()

@@ -7,10 +7,15 @@ a group. Per-device detail goes to the alerts topic.
 
 from __future__ import annotations
 
+import json
 import threading
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from monitor import __version__
 
@@ -22,12 +27,35 @@ disable_created_metrics()  # the _created series double every counter for no use
 REASONS = ("oversized", "empty", "not_utf8", "not_json", "not_a_reading", "invalid")
 
 
+class SuspiciousDevices(Collector):
+    """The K most suspicious devices, built at scrape time from the last batch's ranking: a bounded
+    number of series with device and group labels, whatever ids the devices invent."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, float, float]] = []  # (device, group, score, trust)
+
+    def collect(self):
+        score = GaugeMetricFamily(f"{PREFIX}_suspicious_device_score",
+                                  "The most suspicious devices: their largest detector statistic over its threshold",
+                                  labels=["rank", "device", "group"])
+        trust = GaugeMetricFamily(f"{PREFIX}_suspicious_device_trust",
+                                  "The most suspicious devices: their reputation (0 to 1)",
+                                  labels=["rank", "device", "group"])
+        for i, (device, group, s, t) in enumerate(list(self.rows), start=1):
+            score.add_metric([str(i), device, group], s)
+            trust.add_metric([str(i), device, group], t)
+        yield score
+        yield trust
+
+
 class Metrics:
     """All of the monitor's metrics, on their own registry (so tests can build fresh ones)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.suspicious = SuspiciousDevices()
+        r.register(self.suspicious)
         self.messages = Counter(f"{PREFIX}_messages_total", "Raw messages consumed", registry=r)
         self.readings = Counter(f"{PREFIX}_readings_total", "Valid readings decoded, by outcome in the windows",
                                 ["outcome"], registry=r)
@@ -66,13 +94,41 @@ class Metrics:
         self.alerts.labels(kind if kind in KINDS else "input", type_ if type_ in TYPES else "other", state).inc()
 
 
-class MetricsServer:
-    """Serves ``/metrics`` of a registry over HTTP in a daemon thread."""
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
 
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the access log stays out of the monitor's log
+        pass
+
+
+Probe = Callable[[], tuple[bool, dict]]
+
+
+class MetricsServer:
+    """Serves ``/metrics`` (the registry), ``/healthz`` (the process is alive and its loop turns) and
+    ``/readyz`` (partitions assigned, caught up) in a daemon thread."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int, health: Probe | None = None,
+                 ready: Probe | None = None) -> None:
         self.host = host
-        self._server: WSGIServer
-        self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+        metrics_app = make_wsgi_app(metrics.registry)
+        probes = {"/healthz": health or (lambda: (True, {})), "/readyz": ready or (lambda: (True, {}))}
+
+        def app(environ, start_response):
+            probe = probes.get(environ.get("PATH_INFO", ""))
+            if probe is None:
+                return metrics_app(environ, start_response)
+            ok, detail = probe()
+            body = json.dumps({"status": "ok" if ok else "unavailable", **detail}).encode()
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+
+        self._server = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
 
     @property
     def port(self) -> int:
@@ -85,5 +141,4 @@ class MetricsServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        if isinstance(self._thread, threading.Thread):
-            self._thread.join(timeout=5)
+        self._thread.join(timeout=5)

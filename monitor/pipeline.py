@@ -423,6 +423,23 @@ class Pipeline:
     def firing_devices(self) -> int:
         return int(self.devices.firing[: self.registry.n_devices].sum())
 
+    def suspicious(self, k: int) -> list[tuple[str, str, float, float]]:
+        """The ``k`` devices with the largest mean-shift or noise statistic over its threshold:
+        (device, group, score, trust), most suspicious first."""
+        n = self.registry.n_devices
+        if k <= 0 or n == 0:
+            return []
+        d = np.arange(n)
+        pos, neg = self.devices.cusum.sides(d)
+        score = np.maximum(np.maximum(pos, neg) / self.devices.cusum.h,
+                           self.devices.variance._s[:n] / self.devices.variance.h)
+        top = d[np.argsort(-score, kind="stable")[:k]]
+        top = top[score[top] > 0]
+        trust = self.reputation.trust(top)
+        groups = self.registry.device_group
+        return [(self.registry.device_names[i], self.registry.group_names[groups[i]], float(score[i]), float(t))
+                for i, t in zip(top.tolist(), trust.tolist())]
+
     def trust_states(self) -> dict[str, int]:
         """Devices by trust state: quarantined, suspect (in alarm), trusted."""
         n = self.registry.n_devices

@@ -48,7 +48,7 @@ class Service:
 
     def __init__(self, detection: DetectionSettings, source: Source, sink: Sink, metrics: Metrics | None = None,
                  idle_flush_seconds: float = 0.0, poll_timeout_s: float = 0.5,
-                 on_step: Callable[["Service", StepResult], None] | None = None,
+                 on_step: Callable[["Service", StepResult], None] | None = None, top_k: int = 10,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.detection = detection
         self.source = source
@@ -57,6 +57,8 @@ class Service:
         self.idle_flush_seconds = idle_flush_seconds
         self.poll_timeout_s = poll_timeout_s
         self.on_step = on_step
+        self.top_k = top_k
+        self.heartbeat = clock()  # the last time the loop turned (for /healthz)
         self.pipeline: Pipeline | None = None
         self.totals = Totals()
         self._clock, self._wall = clock, wall
@@ -64,6 +66,18 @@ class Service:
         self._last_input = clock()
         self._flushed = True
         self._stop = False
+
+    def health(self, max_silence_s: float = 60.0) -> tuple[bool, dict]:
+        """Alive: the loop turned within ``max_silence_s``."""
+        age = self._clock() - self.heartbeat
+        return age <= max_silence_s, {"loop_age_seconds": round(age, 3)}
+
+    def readiness(self, max_lag: int, assigned: Callable[[], int] | None = None) -> tuple[bool, dict]:
+        """Ready: partitions assigned (if the source has them) and caught up within ``max_lag`` messages."""
+        parts = assigned() if assigned is not None else None
+        lag = self.source.lag()
+        ok = (parts is None or parts > 0) and (lag is None or lag <= max_lag)
+        return ok, {"partitions": parts, "lag": lag, "max_lag": max_lag}
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch."""
@@ -90,7 +104,7 @@ class Service:
     def step(self, timeout_s: float) -> StepResult:
         """Poll one micro-batch, process it, deliver its results, then commit."""
         messages = self.source.poll(timeout_s)
-        started = self._clock()
+        started = self.heartbeat = self._clock()
         if messages:
             self._last_input = started
             self._flushed = False
@@ -202,6 +216,7 @@ class Service:
         if p is not None:
             for state, count in p.trust_states().items():
                 m.devices.labels(state).set(count)
+            m.suspicious.rows = p.suspicious(self.top_k)
             m.groups.set(p.registry.n_groups)
             m.collusion_sets.set(p.collusion_sets())
             m.uncertain_groups.set(p.uncertain_groups())

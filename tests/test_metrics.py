@@ -43,3 +43,28 @@ def test_counters_agree_with_what_the_service_emitted():
     states = {s: get("poison_monitor_devices", {"state": s}) for s in ("trusted", "suspect", "quarantined")}
     assert sum(states.values()) == 40 and states["suspect"] + states["quarantined"] >= 4
     assert get("poison_monitor_collusion_sets") == 1
+
+
+def test_top_k_suspicious_devices_are_bounded_and_named():
+    import urllib.request
+
+    from monitor.metrics import MetricsServer
+
+    metrics, sink = run_demo_through_service()
+    rows = metrics.suspicious.rows
+    assert 0 < len(rows) <= 10 and rows == sorted(rows, key=lambda r: -r[2])
+    attackers = {d for a in sink.alert_log if a.kind in ("device", "collusion") for d in a.devices}
+    assert {r[0] for r in rows[:4]} == attackers  # the four liars of the demo scenario rank first
+    server = MetricsServer(metrics, "127.0.0.1", 0, ready=lambda: (False, {"lag": 12}))
+    try:
+        text = urllib.request.urlopen(server.url, timeout=5).read().decode()
+        series = [line for line in text.splitlines() if line.startswith("poison_monitor_suspicious_device_score{")]
+        assert len(series) == len(rows) and f'device="{rows[0][0]}"' in series[0]
+        assert urllib.request.urlopen(server.url.replace("/metrics", "/healthz"), timeout=5).status == 200
+        try:
+            urllib.request.urlopen(server.url.replace("/metrics", "/readyz"), timeout=5)
+            raise AssertionError("readyz should fail")
+        except urllib.error.HTTPError as err:
+            assert err.code == 503 and b'"lag": 12' in err.read()
+    finally:
+        server.close()

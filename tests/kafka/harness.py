@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -152,6 +153,15 @@ class Monitor:
 
     def metrics(self) -> dict:
         return metric_values(self.metrics_url)
+
+    def probe(self, path: str) -> tuple[int, dict]:
+        """(HTTP status, JSON body) of /healthz or /readyz."""
+        url = self.metrics_url.replace("/metrics", path)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
 
     def wait_for(self, predicate, timeout_s: float = 120.0, what: str = "condition") -> dict:
         deadline = time.monotonic() + timeout_s

@@ -36,12 +36,13 @@ def attacked(kafka_broker, tmp_path_factory):
     # the idle flush closes the last windows; wait until the alert count settles
     alerts = consume_all(bootstrap, topics.alerts, quiet_s=6.0)
     metrics = monitor.metrics()
+    probes = {path: monitor.probe(path) for path in ("/healthz", "/readyz")}
     code, log = monitor.stop()
     readings_file = workdir / "readings.jsonl"
     readings_file.write_bytes(b"".join(v + b"\n" for _, v in messages))
     return {"sim": sim, "n": n, "alerts": [Alert.model_validate_json(r.value) for r in alerts],
             "records": alerts, "metrics": metrics, "code": code, "log": log, "topics": topics,
-            "bootstrap": bootstrap, "readings_file": readings_file, "workdir": workdir}
+            "bootstrap": bootstrap, "readings_file": readings_file, "workdir": workdir, "probes": probes}
 
 
 def test_alerts_name_exactly_the_attacking_devices(attacked):
@@ -67,9 +68,21 @@ def test_metrics_count_readings_and_alerts(attacked):
     assert total(m, "poison_monitor_batch_duration_seconds_count") > 0
     assert total(m, "poison_monitor_consumer_lag_messages") == 0
     assert total(m, "poison_monitor_kafka_connected") == 1
-    # bounded cardinality: no label carries a device or group name
+    # bounded cardinality: no label carries a device or group name, but for the top-K suspicious devices
     devices = {d for a in alerts for d in a.devices} | {a.group for a in alerts}
-    assert not any(v in devices for _, labels in m for _, v in labels)
+    named = [(name, labels) for name, labels in m if any(v in devices for _, v in labels)]
+    assert named and all(name.startswith("poison_monitor_suspicious_device_") for name, _ in named)
+    assert len(named) <= 2 * 10
+
+
+def test_health_and_readiness_once_caught_up(attacked):
+    for path in ("/healthz", "/readyz"):
+        status, body = attacked["probes"][path]
+        assert status == 200 and body["status"] == "ok", (path, body)
+    assert attacked["probes"]["/readyz"][1]["partitions"] == 3 and attacked["probes"]["/readyz"][1]["lag"] == 0
+    suspicious = {labels for (name, labels), _ in attacked["metrics"].items()
+                  if name == "poison_monitor_suspicious_device_score"}
+    assert 0 < len(suspicious) <= 10
 
 
 def test_replay_gives_the_same_alerts_as_run(attacked):
