@@ -112,7 +112,7 @@ class CollusionDetector:
             score = float(side[cand].sum())
             if score < self.pooled * self.h:
                 continue
-            found = CollusionSet(group=group, direction=direction, onset=float(np.median(start[cand])),
+            found = CollusionSet(group=group, direction=direction, onset=float(np.floor(np.median(start[cand]))),
                                  members=[int(d) for d in devices[cand]], score=score)
             found.new_members = list(found.members)
             self._active[group] = found
