@@ -284,7 +284,7 @@ class App(BaseSettings, cli_prog_name="poison-monitor", cli_kebab_case=True, cli
 
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"] if p not in {"demo", "simulate", "run", "replay", "evaluate", "options"})
+    loc = ".".join(str(p) for p in err["loc"] if p not in App.model_fields)
     return f"{loc}: {err['msg']}" if loc else err["msg"]
 
 

@@ -14,7 +14,6 @@ learner and its unguarded shadow.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -113,7 +112,7 @@ class Pipeline:
         self._regressing: set[int] = set()
         self._spread = np.zeros(0)
         self._spread_n = np.zeros(0, np.int64)
-        self._counts: Counter[str] = Counter()
+        self._onsets: dict[str, int] = {}  # "<what>:<group>" -> window an open group-level alert began
 
     # ---------------------------------------------------------------- driving
     def process(self, batch: DecodedBatch, flush: bool = False) -> StepResult:
@@ -333,10 +332,10 @@ class Pipeline:
             ts = float((rnd.windows[r] + 1) * W)
             if not was:
                 self._uncertain.add(g)
-                self._counts[f"uncertain_onset:{g}"] = int(rnd.windows[r])
+                self._onsets[f"uncertain_onset:{g}"] = int(rnd.windows[r])
             else:
                 self._uncertain.discard(g)
-            onset = self._counts[f"uncertain_onset:{g}"] * W
+            onset = self._onsets[f"uncertain_onset:{g}"] * W
             out.alerts.append(make_alert(
                 alert_id=alert_id("consensus", "uncertain", name, [], onset), state="firing" if not was else "resolved",
                 kind="consensus", type_="uncertain", group=name, devices=[], onset_ts=onset, ts=ts,
@@ -383,8 +382,8 @@ class Pipeline:
             return
         name = self.registry.group_names[g]
         if step.alarm:
-            self._counts[f"learner_onset:{g}"] = int(rnd.windows[r])
-        onset = self._counts[f"learner_onset:{g}"] * self.window_seconds
+            self._onsets[f"learner_onset:{g}"] = int(rnd.windows[r])
+        onset = self._onsets[f"learner_onset:{g}"] * self.window_seconds
         devs = rnd.devices[r][present]
         blocked = sorted(self.registry.device_names[int(d)] for d in devs[self._untrusted(devs)])
         out.alerts.append(make_alert(
@@ -408,10 +407,10 @@ class Pipeline:
         name = self.registry.group_names[g]
         if step.rolled_back:
             self._regressing.add(g)
-            self._counts[f"regression_onset:{g}"] = int(rnd.windows[r])
+            self._onsets[f"regression_onset:{g}"] = int(rnd.windows[r])
         else:
             self._regressing.discard(g)
-        onset = self._counts[f"regression_onset:{g}"] * self.window_seconds
+        onset = self._onsets[f"regression_onset:{g}"] * self.window_seconds
         out.alerts.append(make_alert(
             alert_id=alert_id("learner", "regression", name, [], onset), state="firing" if step.rolled_back else "resolved",
             kind="learner", type_="regression", group=name, devices=[], onset_ts=onset, ts=ts, score=step.regression,
@@ -465,7 +464,7 @@ class Pipeline:
             "devices": self.devices.state_dict(), "collusion": self.collusion.state_dict(),
             "reputation": self.reputation.state_dict(),
             "learners": {str(g): gl.state_dict() for g, gl in self._learners.items()},
-            "uncertain": sorted(self._uncertain), "counts": dict(self._counts), "regressing": sorted(self._regressing),
+            "uncertain": sorted(self._uncertain), "onsets": dict(self._onsets), "regressing": sorted(self._regressing),
             "bursts": [[g, b] for g, b in self._bursts.items()],
             "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
             "spread_n": self._spread_n.tolist(),
@@ -484,7 +483,7 @@ class Pipeline:
             gl.load_state_dict(st)
             p._learners[int(g)] = gl
         p._uncertain = set(state["uncertain"])
-        p._counts = Counter(state["counts"])
+        p._onsets = dict(state["onsets"])
         p._regressing = set(state.get("regressing", []))
         p._bursts = {int(g): b for g, b in state.get("bursts", [])}
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)

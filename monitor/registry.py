@@ -41,20 +41,23 @@ class Registry:
 
     def index(self, groups: Sequence[str], device_ids: Sequence[str]) -> np.ndarray:
         """Device indices for parallel lists of groups and ids, registering new ones."""
-        out = np.empty(len(device_ids), dtype=np.int64)
-        devices = self._devices
-        for i, key in enumerate(zip(groups, device_ids)):
-            idx = devices.get(key)
-            if idx is None:
-                g = self.group(key[0])
-                idx = devices[key] = len(self.device_names)
-                self.device_names.append(key[1])
-                self._device_group.append(g)
-                self._device_local.append(self._group_size[g])
-                self._group_size[g] += 1
-                self._arrays = None
-            out[i] = idx
-        return out
+        keys = list(zip(groups, device_ids))
+        found = [self._devices.get(k, -1) for k in keys]
+        if -1 in found:
+            found = [i if i >= 0 else self._register(k) for i, k in zip(found, keys)]
+        return np.fromiter(found, dtype=np.int64, count=len(found))
+
+    def _register(self, key: tuple[str, str]) -> int:
+        idx = self._devices.get(key)
+        if idx is None:  # (the same new device may appear twice in one batch)
+            g = self.group(key[0])
+            idx = self._devices[key] = len(self.device_names)
+            self.device_names.append(key[1])
+            self._device_group.append(g)
+            self._device_local.append(self._group_size[g])
+            self._group_size[g] += 1
+            self._arrays = None
+        return idx
 
     @property
     def n_devices(self) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.evaluation.data import EvalData
+from monitor.evaluation.data import EvalData, residual_sigma
 
 QUANTITIES = ("PM2.5", "PM10", "NO2", "CO", "O3", "TEMP", "PRES", "DEWP")
 UNITS = {"PM2.5": "ug/m3", "PM10": "ug/m3", "NO2": "ug/m3", "CO": "ug/m3", "O3": "ug/m3", "TEMP": "degC",
@@ -93,7 +93,7 @@ def to_eval_data(path: str | Path | None = None, quantities: tuple[str, ...] = Q
             values.append(arr[i])
     values = np.array(values)
     device_group = np.array(device_group)
-    sigma = _residual_sigma(values, device_group)
+    sigma = residual_sigma(values, device_group)
     labels = [{"device_id": d, "group": quantities[g], "status": "honest", "type": None, "start_ts": None,
                "end_ts": None, "collusion_set": None, "params": {}} for d, g in zip(device_ids, device_group)]
     return EvalData(name=name, interval=3600.0, device_ids=device_ids, groups=list(quantities),
@@ -101,22 +101,3 @@ def to_eval_data(path: str | Path | None = None, quantities: tuple[str, ...] = Q
                     sigma=sigma, labels=labels, clean_values=values.copy(), truth=None,
                     meta={"source": "Beijing Multi-Site Air-Quality (UCI, CC BY 4.0)", "hours": T,
                           "duplicates_dropped": dropped_all, "units": {q: UNITS[q] for q in quantities}})
-
-
-def _residual_sigma(values: np.ndarray, device_group: np.ndarray) -> np.ndarray:
-    """Each station's robust sigma of its deviation from the group's median, hour by hour."""
-    sigma = np.empty(len(values))
-    for g in np.unique(device_group):
-        idx = np.flatnonzero(device_group == g)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(values[idx], axis=0)
-                dev = values[idx] - med
-                mad = np.nanmedian(np.abs(dev - np.nanmedian(dev, axis=1, keepdims=True)), axis=1)
-        raw = 1.4826 * mad
-        # coarse resolution can make the MAD 0 (PRES in 0.1 hPa steps): floor at a quarter of the group's typical
-        sigma[idx] = np.maximum(raw, 0.25 * np.nanmedian(raw) if np.nanmedian(raw) > 0 else 1e-6)
-    return sigma

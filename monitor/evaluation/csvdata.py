@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.evaluation.beijing import _residual_sigma
-from monitor.evaluation.data import EvalData
+from monitor.evaluation.data import EvalData, residual_sigma
 from monitor.pipeline import infer_window_seconds
 from monitor.schema import Reading
 
@@ -56,5 +55,5 @@ def from_csv(path: str | Path, interval: float | None = None, name: str | None =
                "collusion_set": None, "params": {}} for g, d in keys]
     return EvalData(name=name or Path(path).stem, interval=step, device_ids=device_ids, groups=group_names,
                     device_group=device_group, ts=np.tile(t0 + np.arange(T) * step, (len(keys), 1)), values=grid,
-                    sigma=_residual_sigma(grid, device_group), labels=labels, clean_values=grid.copy(),
+                    sigma=residual_sigma(grid, device_group), labels=labels, clean_values=grid.copy(),
                     meta={"source": str(path)})

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from monitor.consensus import MAD_TO_SIGMA, nanmedian_rows
+
 #: statuses a ground-truth record can have
 STATUSES = ("honest", "fault", "attack", "benign_event")
 
@@ -70,3 +72,23 @@ class EvalData:
 
     def group_devices(self, g: int) -> list[str]:
         return [self.device_ids[d] for d in np.flatnonzero(self.device_group == g)]
+
+
+def residual_sigma(values: np.ndarray, device_group: np.ndarray) -> np.ndarray:
+    """Each device's robust sigma of its deviation from its group's median, sample by sample
+    (for recorded data, where no true noise level is known).
+
+    A coarse resolution can make a MAD 0 (pressure in 0.1 hPa steps): the result is floored at a
+    quarter of the group's typical sigma.
+    """
+    sigma = np.empty(len(values))
+    for g in np.unique(device_group):
+        idx = np.flatnonzero(device_group == g)
+        med, _ = nanmedian_rows(values[idx].T)             # per sample, across devices
+        dev = values[idx] - med
+        centre, _ = nanmedian_rows(dev)                    # per device, across samples
+        mad, _ = nanmedian_rows(np.abs(dev - centre[:, None]))
+        raw = MAD_TO_SIGMA * mad
+        typical = float(np.median(raw[np.isfinite(raw)])) if np.isfinite(raw).any() else 0.0
+        sigma[idx] = np.maximum(np.nan_to_num(raw), 0.25 * typical if typical > 0 else 1e-6)
+    return sigma
