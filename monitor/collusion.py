@@ -1,27 +1,37 @@
 """Devices of one group that deviate together: named as one colluding set.
 
-First version: a device is a *candidate* when one side of its mean-shift
-CUSUM is above ``candidate * h``. Candidates of one group on the same side
-whose runs began within ``onset_tolerance`` windows of their median start,
-at least ``min_members`` of them, no more than ``max_fraction`` of the
-group's reporting devices, and whose statistics add up to ``pooled * h``,
-form a colluding set with that median start as its onset.
+Every scored device keeps exponentially weighted means of its standardised
+residual at three memories (``memory / 4``, ``memory`` and ``4 * memory``
+windows). In units of their own standard error these are N(0, 1) for an
+honest device, so each window a *subset scan* (`monitor.scan`) finds, per
+group, memory and direction, the set of devices whose means stand out
+together from the rest of the group, and weighs it against the number of
+sets it was chosen from. Evidence above ``threshold`` (about ``e**-threshold``
+false nominations per group-window and memory under honest noise) nominates a
+set: its members leave the consensus at once, before any alert, so a set
+shifting the group by less than its own spread is isolated as soon as it is
+seen.
 
 Colluders who share one offset move by the *same* amount; honest devices
 that deviate together for a physical reason (sun on one wall, an open door)
-move by different amounts. So a new set is first held for ``confirm``
-windows while each founder's shift since the onset is estimated, then
+move by different amounts. So a nominated set is held for ``confirm``
+windows while each member's shift (in value units) is measured, and is
 alerted only if the shifts agree: the chi-square of their spread around the
-common shift, per degree of freedom, at most ``homogeneity``. A set whose
-members disagree is dropped and the group is not re-examined for
-``cooldown`` windows.
+common shift, per degree of freedom, at most ``homogeneity``, where each
+member's variance is its standard error plus ``tolerance`` of its own noise
+(honest devices of one group are not perfectly alike: weather fronts reach
+them at different times). A set whose members disagree is dropped and the group is not
+re-examined for ``cooldown`` windows; one whose deviation fades first is
+dropped as transient.
 
-Once a set exists, the set's onset is a known change point, so every device
+Once alerted, the set's onset is a known change point, so every other device
 of the group is tested against it: the sum of its standardised residuals
-since the onset, over the square root of their count (N(0, 1) for an honest
-device), joins it to the set past ``join_z`` in the set's direction. The set
-is resolved after ``quiet`` windows with fewer than ``min_members`` members
-still deviating.
+since then, over the square root of their count, joins it past ``join_z`` in
+the set's direction. The set resolves after ``quiet`` windows with fewer
+than ``min_members`` members still deviating.
+
+State per device: three float64 means. Per group: at most one active set (plain
+numbers) and a cool-down deadline.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from monitor.scan import subset_scan
+
 
 @dataclass
 class CollusionSet:
@@ -37,15 +49,17 @@ class CollusionSet:
 
     group: int
     direction: int               # +1 reads high, -1 reads low
-    onset: float                 # window where the set began deviating
+    onset: float                 # window where the set began deviating (estimated)
     members: list[int]           # device indices
-    score: float = 0.0           # pooled CUSUM evidence
+    score: float = 0.0           # scan evidence when nominated
+    scale: int = 1               # index of the memory that nominated it
     quiet: int = 0               # windows with too few members still deviating
-    sums: dict[int, list[float]] = field(default_factory=dict)  # device -> [sum z, count] since onset
+    sums: dict[int, list[float]] = field(default_factory=dict)  # device -> [sum z, count] since confirmation
     confirmed: bool = False      # passed the homogeneity test (alerted)
-    shifts: dict[int, list[float]] = field(default_factory=dict)  # founder -> [sum shift, count, sum scale^2]
+    shifts: dict[int, list[float]] = field(default_factory=dict)  # member -> [sum shift, count, sum scale^2]
     new_members: list[int] = field(default_factory=list)
-    homogeneity: float = 0.0     # chi-square per degree of freedom of the founders' shifts
+    homogeneity: float = 0.0     # chi-square per degree of freedom of the members' shifts
+    nominated: int = 0           # window of the nomination
 
 
 @dataclass(frozen=True)
@@ -55,77 +69,140 @@ class CollusionEvent:
     window: int
 
 
+@dataclass(frozen=True)
+class Nomination:
+    """A set found by the scan in one row of a window round."""
+
+    row: int
+    direction: int
+    scale: int
+    members: np.ndarray          # device indices
+    evidence: float
+
+
 class CollusionDetector:
     """Finds sets of devices whose residuals shift the same way at the same time.
 
-    >>> det = CollusionDetector(h=10)
-    >>> z = np.array([2.0, 2.0, 0.1, 0.5, -0.3, 0.0])
-    >>> ev = det.update(group=0, window=40, devices=np.arange(6), z=z, pos=np.array([9, 8, 0, 1, 0, 0.]),
-    ...                 neg=np.zeros(6), pos_start=np.array([20, 22, 0, 39, 0, 0.]), neg_start=np.zeros(6))
-    >>> [(e.state, e.set.members, e.set.direction, e.set.onset) for e in ev]
-    [('firing', [0, 1], 1, 21.0)]
+    >>> det = CollusionDetector(memory=4, confirm=3)
+    >>> det.resize(8)
+    >>> rng = np.random.default_rng(0)
+    >>> devices = np.arange(8)[None, :]
+    >>> for w in range(40):
+    ...     z = rng.normal(size=8) + np.where(np.arange(8) < 3, 3.0 * (w >= 20), 0.0)
+    ...     det.observe(devices[0], z)
+    ...     for nom in det.scan(devices, np.ones((1, 8), bool), np.array([0])):
+    ...         det.nominate(0, w, nom)
+    ...     events = det.update(0, w, devices[0], z, np.ones(8))
+    ...     if events:
+    ...         break
+    >>> [(e.state, sorted(e.set.members), e.set.direction, w) for e in events]
+    [('firing', [0, 1], 1, 25)]
     """
 
-    def __init__(self, h: float = 11.8, candidate: float = 0.75, pooled: float = 1.5, min_members: int = 2,
-                 max_fraction: float = 0.5, onset_tolerance: int = 5, join_z: float = 5.0, quiet: int = 10,
-                 confirm: int = 0, homogeneity: float = 4.0, cooldown: int = 60) -> None:
-        if not (h > 0 and 0 < candidate <= 1 and pooled > 0 and min_members >= 2 and 0 < max_fraction <= 1
-                and onset_tolerance >= 0 and join_z > 0 and quiet >= 1 and confirm >= 0 and homogeneity > 0
-                and cooldown >= 0):
+    def __init__(self, min_members: int = 2, max_fraction: float = 0.5, threshold: float = 10.0, memory: int = 32,
+                 winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
+                 confirm: int = 90, tolerance: float = 0.1, homogeneity: float = 2.5, cooldown: int = 60) -> None:
+        if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
+                and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
+                and tolerance >= 0 and homogeneity > 0 and cooldown >= 0):
             raise ValueError("invalid CollusionDetector parameters")
-        self.h, self.candidate, self.pooled, self.min_members = h, candidate, pooled, min_members
-        self.max_fraction, self.onset_tolerance, self.quiet = max_fraction, onset_tolerance, quiet
-        self.join_z, self.confirm, self.homogeneity, self.cooldown = join_z, confirm, homogeneity, cooldown
-        self._blocked: dict[int, int] = {}  # group -> window until which no set is formed
+        self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
+        self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
+        self.confirm, self.tolerance = confirm, tolerance
+        self.homogeneity, self.cooldown = homogeneity, cooldown
+        lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
+        self._lam = lam
+        self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
+        self._ewma = np.zeros((0, 3))
+        self._blocked: dict[int, int] = {}  # group -> window until which no set is nominated
         self._active: dict[int, CollusionSet] = {}
 
+    # ------------------------------------------------------------ per device
+    def resize(self, n: int) -> None:
+        if n > len(self._ewma):
+            self._ewma = np.r_[self._ewma, np.zeros((max(n, 2 * len(self._ewma)) - len(self._ewma), 3))]
+
+    def observe(self, devices: np.ndarray, z: np.ndarray) -> None:
+        """Fold one window's standardised residuals (clipped at ``±clip``) into the devices' means."""
+        zc = np.clip(z, -self.clip, self.clip)[:, None]
+        self._ewma[devices] += self._lam[None, :] * (zc - self._ewma[devices])
+
+    def standing(self, devices: np.ndarray, scale: int) -> np.ndarray:
+        """Each device's mean residual at one memory, in standard errors."""
+        return self._ewma[devices, scale] / self._se[scale]
+
+    # ------------------------------------------------------------ per group
     def members(self) -> np.ndarray:
-        """Device indices of every active set."""
+        """Device indices of every active set (nominated or alerted)."""
         out = [m for s in self._active.values() for m in s.members]
         return np.asarray(out, dtype=np.int64)
 
     def active(self) -> list[CollusionSet]:
         return list(self._active.values())
 
-    def update(self, group: int, window: int, devices: np.ndarray, z: np.ndarray, pos: np.ndarray,
-               neg: np.ndarray, pos_start: np.ndarray, neg_start: np.ndarray,
-               scale: np.ndarray | None = None) -> list[CollusionEvent]:
-        """One window of one group: its scored devices, their residuals (``z``, and ``scale`` in
-        value units for the homogeneity test) and CUSUM sides."""
-        scale = np.ones(len(devices)) if scale is None else scale
-        current = self._active.get(group)
-        if current is not None and not current.confirmed:
-            return self._confirm(current, window, devices, z, scale, pos, neg)
-        if current is not None:
-            return self._grow(current, window, devices, z, pos, neg)
-        if self._blocked.get(group, -1) >= window:
-            return []
-        thr = self.candidate * self.h
-        for direction, side, start in ((1, pos, pos_start), (-1, neg, neg_start)):
-            cand = np.flatnonzero(side >= thr)
-            if len(cand) < self.min_members:
-                continue
-            onset = float(np.median(start[cand]))
-            cand = cand[np.abs(start[cand] - onset) <= self.onset_tolerance]
-            if len(cand) < self.min_members or len(cand) > self.max_fraction * len(devices):
-                continue
-            score = float(side[cand].sum())
-            if score < self.pooled * self.h:
-                continue
-            found = CollusionSet(group=group, direction=direction, onset=float(np.floor(np.median(start[cand]))),
-                                 members=[int(d) for d in devices[cand]], score=score)
-            found.new_members = list(found.members)
-            self._active[group] = found
-            if self.confirm == 0:
-                found.confirmed = True
-                return [CollusionEvent("firing", found, window)]
-            return self._confirm(found, window, devices, z, scale, pos, neg)
-        return []
+    def confirmed(self) -> list[CollusionSet]:
+        return [s for s in self._active.values() if s.confirmed]
 
-    def _confirm(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray, scale: np.ndarray,
-                 pos: np.ndarray, neg: np.ndarray) -> list[CollusionEvent]:
-        """Hold a new set until its founders' shifts can be compared; alert if they agree."""
-        side = pos if s.direction > 0 else neg
+    def scan(self, devices: np.ndarray, scored: np.ndarray, groups: np.ndarray,
+             windows: np.ndarray | None = None) -> list[Nomination]:
+        """Rows of a window round (``devices``: (R, C) indices, -1 absent; ``scored``: (R, C) bool;
+        ``windows``: (R,) window of each row) whose group has no active set and is not cooling
+        down, where a set stands out."""
+        w = np.full(len(groups), np.iinfo(np.int64).max) if windows is None else windows
+        free = np.array([g not in self._active and self._blocked.get(g, -1) < wi
+                         for g, wi in zip(groups.tolist(), w.tolist())], dtype=bool)
+        if not free.any():
+            return []
+        rows = np.flatnonzero(free)
+        d = np.maximum(devices[rows], 0)
+        ok = scored[rows] & (devices[rows] >= 0)
+        best = np.full(len(rows), -np.inf)
+        how = np.zeros((len(rows), 2), int)  # (scale, direction)
+        for s in range(3):
+            u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
+            for direction in (1, -1):
+                ev = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor).evidence
+                better = ev > best
+                best = np.where(better, ev, best)
+                how[better] = (s, direction)
+        out = []
+        for i in np.flatnonzero(best >= self.threshold):
+            s, direction = int(how[i, 0]), int(how[i, 1])
+            u = np.where(ok[i], self._ewma[d[i], s] / self._se[s], np.nan)[None, :]
+            res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor)
+            out.append(Nomination(row=int(rows[i]), direction=direction, scale=s,
+                                  members=devices[rows[i], res.members(0)].astype(np.int64),
+                                  evidence=float(best[i])))
+        return out
+
+    def nominate(self, group: int, window: int, nom: Nomination) -> None:
+        """Open a set from a nomination (it is held until confirmed)."""
+        onset = float(max(window - round(1.0 / self._lam[nom.scale]), 0))
+        self._active[group] = CollusionSet(group=group, direction=nom.direction, onset=onset,
+                                           members=[int(m) for m in nom.members], score=nom.evidence,
+                                           scale=nom.scale, nominated=window,
+                                           new_members=[int(m) for m in nom.members])
+
+    def update(self, group: int, window: int, devices: np.ndarray, z: np.ndarray,
+               scale: np.ndarray | None = None) -> list[CollusionEvent]:
+        """One window of one group with an active set: its scored devices, their residuals (``z``, and
+        ``scale`` in value units for the homogeneity test)."""
+        s = self._active.get(group)
+        if s is None:
+            return []
+        scale = np.ones(len(devices)) if scale is None else scale
+        if not s.confirmed:
+            return self._confirm(s, window, devices, z, scale)
+        return self._grow(s, window, devices, z)
+
+    def _still(self, s: CollusionSet) -> int:
+        """Members whose mean residual still stands out in the set's direction (present this window or not)."""
+        members = np.asarray(s.members, dtype=np.int64)
+        return int((s.direction * self.standing(members, s.scale) >= self.still_z).sum())
+
+    def _confirm(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
+                 scale: np.ndarray) -> list[CollusionEvent]:
+        """Hold a nominated set until its members' shifts are known well; alert if they agree."""
         index = {d: i for i, d in enumerate(devices.tolist())}
         for d in s.members:
             i = index.get(d)
@@ -135,29 +212,27 @@ class CollusionDetector:
             acc[0] += float(z[i] * scale[i])
             acc[1] += 1
             acc[2] += float(scale[i] ** 2)
-        if int(np.isin(s.members, devices[side > 1.0]).sum()) < self.min_members:
-            del self._active[s.group]  # the deviation ended before it could be confirmed: transient
+        if self._still(s) < self.min_members:
+            self._close(s)  # the deviation faded before it could be confirmed: transient
             return []
         counts = [acc[1] for acc in s.shifts.values()]
         if len(counts) < self.min_members or min(counts) < self.confirm:
             return []
         m = np.array([acc[0] / acc[1] for acc in s.shifts.values()])
-        se2 = np.array([acc[2] / acc[1] / acc[1] for acc in s.shifts.values()])
-        w = 1.0 / np.maximum(se2, 1e-300)
+        own2 = np.array([acc[2] / acc[1] for acc in s.shifts.values()])   # mean squared noise scale
+        w = 1.0 / np.maximum(own2 / np.array(counts) + self.tolerance ** 2 * own2, 1e-300)
         common = float(np.sum(w * m) / np.sum(w))
         q = float(np.sum(w * (m - common) ** 2)) / (len(m) - 1)
-        s.sums.clear()
         if q > self.homogeneity:
-            del self._active[s.group]
+            self._close(s)
             self._blocked[s.group] = window + self.cooldown
             return []
         s.confirmed = True
         s.homogeneity = q
+        s.sums.clear()
         return [CollusionEvent("firing", s, window)]
 
-    def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray, pos: np.ndarray,
-              neg: np.ndarray) -> list[CollusionEvent]:
-        side = pos if s.direction > 0 else neg
+    def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray) -> list[CollusionEvent]:
         joined = []
         for d, zi in zip(devices.tolist(), (s.direction * z).tolist()):
             acc = s.sums.setdefault(d, [0.0, 0.0])
@@ -165,27 +240,33 @@ class CollusionDetector:
             acc[1] += 1
             if d not in s.members and acc[1] >= 3 and acc[0] / acc[1] ** 0.5 >= self.join_z:
                 joined.append(d)
-        still = int(np.isin(s.members, devices[side > 1.0]).sum())
-        s.quiet = 0 if still >= self.min_members else s.quiet + 1
+        s.quiet = 0 if self._still(s) >= self.min_members else s.quiet + 1
         if s.quiet >= self.quiet:
-            del self._active[s.group]
+            self._close(s)
             return [CollusionEvent("resolved", s, window)]
         if joined and len(s.members) + len(joined) <= self.max_fraction * len(devices):
             s.members.extend(joined)
             s.new_members = joined
-            s.score = float(side[np.isin(devices, s.members)].sum())
             return [CollusionEvent("firing", s, window)]
         return []
 
+    def _close(self, s: CollusionSet) -> None:
+        """Forget a set; its members' evidence has been used, so their means start again from zero
+        (a long memory still holding an ended deviation does not re-nominate the same set)."""
+        del self._active[s.group]
+        self._ewma[np.asarray(s.members, dtype=np.int64)] = 0.0
+
+    # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return {"active": [
+        return {"ewma": self._ewma.tolist(), "active": [
             {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
-             "score": s.score, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
-             "confirmed": s.confirmed, "homogeneity": s.homogeneity,
+             "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
+             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "nominated": s.nominated,
              "shifts": [[d, *v] for d, v in s.shifts.items()]}
             for s in self._active.values()], "blocked": [[g, w] for g, w in self._blocked.items()]}
 
     def load_state_dict(self, state: dict) -> None:
+        self._ewma = np.asarray(state.get("ewma", []), dtype=np.float64).reshape(-1, 3)
         self._active = {}
         for s in state["active"]:
             sums = {int(d): [a, n] for d, a, n in s["sums"]}

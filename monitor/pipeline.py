@@ -7,7 +7,7 @@ on how they were cut into micro-batches.
 Per closed window of a group: robust consensus over the trusted devices,
 each corrected by its learned calibration offset (uncertain when too few) → each device's standardised residual through the
 per-device detectors (score first, learn only from what passed) → the
-collusion detector over the group's CUSUM statistics → the guarded River
+collusion detector (a subset scan over the group's residual means) → the guarded River
 learner and its unguarded shadow.
 """
 
@@ -100,10 +100,10 @@ class Pipeline:
             replay=ReplayDetector(k=s.replay_k, capacity=s.replay_capacity, min_matches=s.replay_min_matches),
         )
         self.collusion = CollusionDetector(
-            h=s.cusum_h, candidate=s.collusion_candidate, pooled=s.collusion_pooled,
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
-            onset_tolerance=s.collusion_onset_tolerance, join_z=s.collusion_join_z, confirm=s.collusion_confirm,
-            homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown)
+            threshold=s.collusion_threshold, memory=s.collusion_memory, winsor=s.collusion_winsor, clip=s.clip,
+            join_z=s.collusion_join_z, confirm=s.collusion_confirm,
+            tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
         self._learners: dict[int, GroupLearner] = {}
@@ -123,6 +123,7 @@ class Pipeline:
             n = self.registry.n_devices
             self.devices.resize(n)
             self.reputation.resize(n)
+            self.collusion.resize(n)
             groups = self.registry.device_group[dev]
             out.late = self.aligner.add(groups, dev, batch.ts, batch.values, self.registry.device_local[dev])
             grow = self.registry.n_groups - len(self._spread)
@@ -209,13 +210,19 @@ class Pipeline:
         rows, cols = np.nonzero(present & scored[:, None])
         devices = rnd.devices[rows, cols]
         against = against_m[rows, cols]
+        warm = self.devices.learned(devices) >= self.settings.warmup
+        # never learn from what was flagged: members of a colluding set (nominated or alerted) keep their offsets
+        # nor from a device whose recent residuals stand out (a slow rise is not absorbed as calibration)
+        in_set = np.isin(devices, self.collusion.members())
+        calm = np.abs(self.collusion.standing(devices, 1)) < self.settings.calm_z
         events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
-                                     learn=~cons.uncertain[rows], unit=unit[rows, 0])
+                                     learn=~cons.uncertain[rows] & ~in_set & calm, unit=unit[rows, 0])
         # reputation evidence from every scored window (in an uncertain one, against the fallback), so that
         # a quarantined device can earn its way back even while its group has too few trusted devices
         firing_now = self.devices.firing[devices]
-        self.reputation.update(devices, good=(np.abs(events.z) < self.reputation.good_z) & ~firing_now
-                               & (self.devices.learned(devices) >= self.settings.warmup), bad=firing_now)
+        confirmed = np.isin(devices, [m for st in self.collusion.confirmed() for m in st.members])
+        self.reputation.update(devices, good=(np.abs(events.z) < self.reputation.good_z) & ~firing_now & ~in_set
+                               & (self.devices.learned(devices) >= self.settings.warmup), bad=firing_now | confirmed)
         names = self.registry.device_names
         gnames = self.registry.group_names
         for j, pos in enumerate(events.position):
@@ -233,18 +240,19 @@ class Pipeline:
                           "offset": float(self.devices._mean[d]), "scale": float(self.devices.scale(np.array([d]))[0]),
                           "window_seconds": W}))
 
-        pos_all, neg_all = self.devices.cusum.sides(devices)
-        pstart, nstart = self.devices.cusum.starts(devices)
-        thr = self.collusion.candidate * self.collusion.h
-        cand_rows = np.unique(rows[np.maximum(pos_all, neg_all) >= thr])
+        # collusion: every scored device's residual means, a subset scan per group, then the sets
+        self.collusion.observe(devices[warm], events.z[warm])
+        in_scan = np.zeros(rnd.devices.shape, bool)
+        in_scan[rows[warm], cols[warm]] = True
+        for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows):
+            self.collusion.nominate(int(rnd.groups[nom.row]), int(rnd.windows[nom.row]), nom)
         active = {s.group for s in self.collusion.active()}
         for r in range(len(rnd.groups)):
             g = int(rnd.groups[r])
-            if not scored[r] or (r not in cand_rows and g not in active):
+            if not scored[r] or g not in active:
                 continue
-            sel = rows == r
-            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], events.z[sel], pos_all[sel],
-                                        neg_all[sel], pstart[sel], nstart[sel], events.scale[sel])
+            sel = (rows == r) & warm
+            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], events.z[sel], events.scale[sel])
             for ev in evs:
                 out.alerts.append(self._collusion_alert(ev))
 
@@ -357,9 +365,11 @@ class Pipeline:
             state=ev.state, kind="collusion", type_="collusion", group=name, devices=members, onset_ts=onset,
             ts=(ev.window + 1) * W, score=s.score,
             evidence={"detector": "CollusionDetector", "direction": "high" if s.direction > 0 else "low",
-                      "members": len(members), "founders_shift_chi2_per_df": round(s.homogeneity, 3),
+                      "members": len(members), "shift_chi2_per_df": round(s.homogeneity, 3),
                       "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
-                      "pooled_cusum": round(s.score, 3)})
+                      "scan_evidence": round(s.score, 3),
+                      "memory_windows": int(round(self.collusion.memory * (0.25, 1, 4)[s.scale])),
+                      "nominated_ts": (s.nominated + 1) * W})
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, plain: float, spread: float,
                present: np.ndarray, out: StepResult) -> None:
@@ -489,3 +499,26 @@ class Pipeline:
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
         p._spread_n = np.array(state.get("spread_n", [0] * len(p._spread)), dtype=np.int64)
         return p
+
+    def group_view(self) -> dict[str, np.ndarray]:
+        """Read-only, one entry per group index (for per-group metrics): devices by trust state, active
+        colluding sets and their members, 1 where the consensus is uncertain, the group's usual spread
+        (NaN until learned) and the guarded/shadow learner divergence."""
+        G, n = self.registry.n_groups, self.registry.n_devices
+        grp = self.registry.device_group[:n]
+        q = self.reputation.quarantined[:n]
+        f = self.devices.firing[:n] & ~q
+        sets, members = np.zeros(G, np.int64), np.zeros(G, np.int64)
+        for s in self.collusion.active():
+            sets[s.group] += 1
+            members[s.group] += len(s.members)
+        uncertain = np.zeros(G, np.int64)
+        uncertain[sorted(self._uncertain)] = 1
+        spread = np.full(G, np.nan)
+        spread[:min(G, len(self._spread))] = self._spread[:G]
+        divergence = np.zeros(G)
+        for g, gl in self._learners.items():
+            divergence[g] = gl._div
+        return {"trusted": np.bincount(grp[~q & ~f], minlength=G), "suspect": np.bincount(grp[f], minlength=G),
+                "quarantined": np.bincount(grp[q], minlength=G), "collusion_sets": sets,
+                "colluding_devices": members, "uncertain": uncertain, "spread": spread, "divergence": divergence}

@@ -316,7 +316,8 @@ def truth_from_labels(labels: list[dict], t0: float, t_end: float) -> Truth:
     span_days = (t_end - t0) / DAY
     t.honest_days = {d: span_days for d in sorted(devices - labelled)}
     for (group, key), rs in sorted(sets.items()):
-        t.sets.append(_group_interval(group, key, rs))
+        if len({r["device_id"] for r in rs}) >= 2:  # a "set" of one device is a lone liar, not collusion
+            t.sets.append(_group_interval(group, key, rs))
     for (group, key), rs in sorted(events.items()):
         t.event_groups.append(_group_interval(group, key, rs))
     return t
