@@ -160,7 +160,7 @@ class RunCommand(Settings):
         from monitor.service import Service
 
         _setup_logging(self.log_level)
-        metrics = Metrics()
+        metrics = Metrics.from_settings(self.metrics)
         state: dict = {}
         server = _metrics_server(
             self, metrics,

@@ -100,7 +100,7 @@ def _scorecard(sim, alerts) -> Table:
 
 def run_demo(opts) -> None:
     sim = opts.simulator()
-    metrics = Metrics()
+    metrics = Metrics.from_settings(opts.metrics)
     from monitor.cli import _metrics_server, _setup_logging, _signals
 
     live_view = opts.live and sys.stdout.isatty()

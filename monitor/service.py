@@ -18,7 +18,7 @@ from monitor.ingest.decode import DecodedBatch, decode_messages
 from monitor.ingest.messages import DeadLetter
 from monitor.ingest.source import Sink, Source
 from monitor.metrics import Metrics
-from monitor.pipeline import Pipeline, StepResult, infer_window_seconds
+from monitor.pipeline import Pipeline, Recording, StepResult, infer_window_seconds
 from monitor.schema import Alert
 
 log = logging.getLogger("monitor")
@@ -139,7 +139,8 @@ class Service:
                 window = self.detection.window_seconds or infer_window_seconds(held.device_ids, held.ts)
             except ValueError:
                 return StepResult(readings=len(batch))  # wait for more data to infer the window
-            self.pipeline = Pipeline(self.detection, window_seconds=window)
+            # with per-group metrics, the pipeline records each window's consensus (drained after every batch)
+            self.pipeline = Pipeline(self.detection, window_seconds=window, record=self.metrics.per_group is not None)
             log.info("window length %s s (%s)", window, "configured" if self.detection.window_seconds else "inferred")
             self._held = []
             result = self.pipeline.process(held)
@@ -201,8 +202,11 @@ class Service:
             m.dead_letters.labels(d.reason).inc()
         m.windows.inc(result.windows)
         m.uncertain_windows.inc(result.uncertain_windows)
+        p = self.pipeline
+        if p is not None:
+            m.groups_seen(p.registry.group_names)  # new groups get their label before their alerts count
         for a in result.alerts:
-            m.alert(a.kind, a.type, a.state)
+            m.alert(a.kind, a.type, a.state, a.group)
             log.info("ALERT %s %s/%s group=%s devices=%s onset_ts=%.0f score=%.2f id=%s", a.state, a.kind, a.type,
                      a.group, ",".join(a.devices), a.onset_ts, a.score, a.alert_id)
         if result.alerts:
@@ -212,7 +216,6 @@ class Service:
         lag = self.source.lag()
         if lag is not None:
             m.consumer_lag.set(lag)
-        p = self.pipeline
         if p is not None:
             for state, count in p.trust_states().items():
                 m.devices.labels(state).set(count)
@@ -221,6 +224,11 @@ class Service:
             m.collusion_sets.set(p.collusion_sets())
             m.uncertain_groups.set(p.uncertain_groups())
             m.learner_divergence.set(p.learner_divergence())
+            if m.per_group is not None:
+                rec = p.recording or Recording()
+                if p.recording is not None:
+                    p.recording = Recording()  # the windows of this batch only: memory stays bounded
+                m.per_group.update(p.group_view(), rec.group, rec.consensus, rec.plain_mean)
         if result.max_event_ts > -float("inf"):
             m.event_lag.set(self._wall() - result.max_event_ts)
             t.last_event_ts = max(t.last_event_ts, result.max_event_ts)

@@ -15,6 +15,7 @@ command -v mvn >/dev/null || need+=(maven)
 command -v kcat >/dev/null || need+=(kcat)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)  # compose-file schema check only (no engine here)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   $SUDO apt-get update -qq

@@ -23,7 +23,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_prometheus_config_and_rules_are_valid():
     r = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=DEPLOY / "prometheus")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 8 rules found" in r.stdout
+    assert "SUCCESS: 11 rules found" in r.stdout
 
 
 def test_every_rule_has_severity_kind_summary_and_runbook():
@@ -51,6 +51,13 @@ def test_alertmanager_config_is_valid():
     (["severity=warning", "kind=device"], "operators"),
     (["severity=critical", "kind=monitor", "alertname=PoisonMonitorDown"], "platform"),
     (["severity=warning", "kind=learner"], "operators"),
+    (["severity=critical", "kind=collusion", "group=site-02/temperature", "alertname=PoisonMonitorColludingSet"],
+     "security"),
+    (["severity=warning", "kind=device", "group=site-03/temperature", "device=site-03-dev-006",
+      "alertname=PoisonMonitorSuspiciousDevice"], "operators"),
+    (["severity=warning", "kind=input", "group=site-01/temperature", "alertname=PoisonMonitorNewDeviceBurst"],
+     "operators"),
+    (["severity=warning", "kind=monitor", "alertname=PoisonMonitorGroupLabelsFolded"], "platform"),
 ])
 def test_alerts_route_by_severity_and_kind(labels, receiver):
     r = run(tool("amtool"), "config", "routes", "test", "--config.file=alertmanager.yml",
