@@ -22,7 +22,11 @@ member's variance is its standard error plus ``tolerance`` of its own noise
 (honest devices of one group are not perfectly alike: weather fronts reach
 them at different times). A set whose members disagree is dropped and the group is not
 re-examined for ``cooldown`` windows; one whose deviation fades first is
-dropped as transient.
+dropped as transient. When the scan finds two opposite camps that together
+make up most of the group (``split``) and deviate by about as much each
+(within ``split_ratio``), say half the devices shifted, nothing
+is nominated: there is no telling which camp is honest, and the group's
+consensus abstains (uncertain) until the split ends.
 
 Once alerted, the set's onset is a known change point, so every other device
 of the group is tested against it: the sum of its standardised residuals
@@ -101,20 +105,23 @@ class CollusionDetector:
 
     def __init__(self, min_members: int = 2, max_fraction: float = 0.5, threshold: float = 10.0, memory: int = 32,
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
-                 confirm: int = 90, tolerance: float = 0.1, homogeneity: float = 2.5, cooldown: int = 60) -> None:
+                 confirm: int = 90, tolerance: float = 0.1, homogeneity: float = 2.5, cooldown: int = 60,
+                 split: float = 0.6, split_ratio: float = 1.5) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
-                and tolerance >= 0 and homogeneity > 0 and cooldown >= 0):
+                and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
+                and 0 < split <= 1 and split_ratio >= 1):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
-        self.homogeneity, self.cooldown = homogeneity, cooldown
+        self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
         self._ewma = np.zeros((0, 3))
         self._blocked: dict[int, int] = {}  # group -> window until which no set is nominated
+        self._split: set[int] = set()       # groups split in two camps at the last scan
         self._active: dict[int, CollusionSet] = {}
 
     # ------------------------------------------------------------ per device
@@ -132,6 +139,15 @@ class CollusionDetector:
         return self._ewma[devices, scale] / self._se[scale]
 
     # ------------------------------------------------------------ per group
+    def split_groups(self) -> set[int]:
+        """Groups whose devices form two opposite camps making up most of the group (at the last
+        scan): the consensus cannot tell which camp is honest and should abstain."""
+        return self._split
+
+    def mark_split(self, group: int) -> None:
+        """Treat a group as split (its consensus abstains) until its next scan says otherwise."""
+        self._split.add(group)
+
     def members(self) -> np.ndarray:
         """Device indices of every active set (nominated or alerted)."""
         out = [m for s in self._active.values() for m in s.members]
@@ -156,17 +172,33 @@ class CollusionDetector:
         rows = np.flatnonzero(free)
         d = np.maximum(devices[rows], 0)
         ok = scored[rows] & (devices[rows] >= 0)
+        n = ok.sum(axis=1)
         best = np.full(len(rows), -np.inf)
         how = np.zeros((len(rows), 2), int)  # (scale, direction)
+        split = np.zeros(len(rows), bool)
         for s in range(3):
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
-            for direction in (1, -1):
-                ev = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor).evidence
-                better = ev > best
-                best = np.where(better, ev, best)
+            up = subset_scan(u, self.min_members, self.max_fraction, self.winsor)
+            down = subset_scan(-u, self.min_members, self.max_fraction, self.winsor)
+            # two opposite camps, together most of the group, deviating by about as much each: no way to
+            # tell which is honest (a minority set moves by more than the majority it pulls)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                var = lambda k: 1.0 / np.maximum(k, 1) + np.pi / (2.0 * np.maximum(n, 1))  # noqa: E731
+                dev_up, dev_down = up.stat * np.sqrt(var(up.k)), down.stat * np.sqrt(var(down.k))
+                ratio = np.maximum(dev_up, dev_down) / np.minimum(dev_up, dev_down)
+            split |= ((up.evidence >= self.threshold) & (down.evidence >= self.threshold)
+                      & (up.k + down.k >= self.split * n) & (ratio <= self.split_ratio))
+            for direction, res in ((1, up), (-1, down)):
+                better = res.evidence > best
+                best = np.where(better, res.evidence, best)
                 how[better] = (s, direction)
+        for g, is_split in zip(groups[rows].tolist(), split.tolist()):
+            if is_split:
+                self._split.add(g)
+            else:
+                self._split.discard(g)
         out = []
-        for i in np.flatnonzero(best >= self.threshold):
+        for i in np.flatnonzero((best >= self.threshold) & ~split):
             s, direction = int(how[i, 0]), int(how[i, 1])
             u = np.where(ok[i], self._ewma[d[i], s] / self._se[s], np.nan)[None, :]
             res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor)
@@ -263,7 +295,8 @@ class CollusionDetector:
              "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
              "confirmed": s.confirmed, "homogeneity": s.homogeneity, "nominated": s.nominated,
              "shifts": [[d, *v] for d, v in s.shifts.items()]}
-            for s in self._active.values()], "blocked": [[g, w] for g, w in self._blocked.items()]}
+            for s in self._active.values()], "blocked": [[g, w] for g, w in self._blocked.items()],
+            "split": sorted(self._split)}
 
     def load_state_dict(self, state: dict) -> None:
         self._ewma = np.asarray(state.get("ewma", []), dtype=np.float64).reshape(-1, 3)
@@ -273,3 +306,4 @@ class CollusionDetector:
             shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
             self._active[s["group"]] = CollusionSet(**{**s, "sums": sums, "shifts": shifts})
         self._blocked = {int(g): int(w) for g, w in state.get("blocked", [])}
+        self._split = {int(g) for g in state.get("split", [])}

@@ -52,8 +52,8 @@ class DetectionSettings(_Section):
     relative_scale: bool = Field(False, description="learn residuals in units of the group's current spread (for data whose noise grows and shrinks group-wide)")
     spread_alpha: float = Field(0.02, gt=0, le=1, description="smoothing of a group's spread when relative_scale is on")
     warmup: int = Field(60, ge=2, description="windows a device is learned before it is scored")
-    alpha: float = Field(0.002, gt=0, lt=1, description="learning rate of a device's offset and scale")
-    calm_z: float = Field(3.0, gt=0, description="a device learns its offset and noise only while its recent mean residual (collusion_memory windows) is within this many standard errors")
+    alpha: float | None = Field(None, gt=0, lt=1, description="learning rate per window of a device's offset and scale (default: window_seconds / learn_seconds)")
+    learn_seconds: float = Field(30_000.0, gt=0, description="memory of a device's learned offset and scale, in time (0.002 per window at one-minute windows): honest sensors drift per unit of time, not per sample")
     cusum_k: float = Field(0.5, ge=0, description="CUSUM reference value (sigmas)")
     cusum_h: float = Field(11.8, gt=0, description="CUSUM alarm threshold")
     cusum_h_off: float = Field(1.0, ge=0, description="CUSUM level under which an alarm resolves")
@@ -73,7 +73,7 @@ class DetectionSettings(_Section):
     collusion_min_members: int = Field(2, ge=2, description="smallest colluding set")
     collusion_max_fraction: float = Field(0.5, gt=0, le=1, description="largest colluding set, as a fraction of the group")
     collusion_join_z: float = Field(5.0, gt=0, description="evidence (z of the mean residual since the set was alerted) that joins a device to it")
-    collusion_confirm: int = Field(90, ge=1, description="windows a nominated set is held (out of the consensus, not yet alerted) while its members' shifts are measured")
+    collusion_confirm_seconds: float = Field(5400.0, gt=0, description="time a nominated set is held (out of the consensus, not yet alerted) while its members' shifts are measured (at least 10 windows)")
     collusion_tolerance: float = Field(0.1, ge=0, description="how far (in their own sigmas) honest members of one set may differ in shift")
     collusion_homogeneity: float = Field(2.5, gt=0, description="largest chi-square per degree of freedom of the members' shifts for a set to be alerted")
     collusion_cooldown: int = Field(60, ge=0, description="windows a group is not re-examined after a set was dropped as heterogeneous")
@@ -110,6 +110,14 @@ class MetricsSettings(_Section):
     max_groups: int = Field(100, ge=1, le=10_000, description="most groups with their own group label, the first seen (kept for the process's life); later groups are summed under group=_other")
 
 
+class StateSettings(_Section):
+    """Checkpoints of the detection state (`run` and `replay`; see docs/checkpoint.md)."""
+
+    path: Path | None = Field(None, description="checkpoint file (gzip JSON): restored at start if it exists, written every every_seconds and at shutdown (default: none, detection warms up again after a restart)")
+    every_seconds: float = Field(30.0, gt=0, description="seconds between checkpoints while readings arrive")
+    discard: bool = Field(False, description="start fresh: move an existing checkpoint aside to <path>.discarded instead of restoring it (for one start)")
+
+
 class Settings(BaseSettings):
     """Settings shared by every command."""
 
@@ -121,6 +129,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     detection: DetectionSettings = DetectionSettings()
     metrics: MetricsSettings = MetricsSettings()
+    state: StateSettings = StateSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     config: Path | None = Field(None, description="settings file (TOML or YAML); the environment and flags override it")
 

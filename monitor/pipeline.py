@@ -31,6 +31,9 @@ from monitor.reputation import BetaReputation
 from monitor.schema import Alert
 from monitor.windows import WindowAligner, WindowRound
 
+HISTORY = 16          # certain consensus values kept per group
+ANCHOR_MAX_AGE = 240  # windows a pre-jump consensus is trusted as the reference
+
 DETECTOR_OF_TYPE = {"stuck": "StuckDetector", "replay": "ReplayDetector", "spike": "SpikeDetector",
                     "noise": "VarianceCusum", "bias": "MeanShiftCusum", "drift": "MeanShiftCusum"}
 
@@ -92,7 +95,7 @@ class Pipeline:
         self.registry = Registry()
         self.aligner = WindowAligner(self.window_seconds, lateness)
         self.devices = DeviceMonitor(
-            warmup=s.warmup, alpha=s.alpha,
+            warmup=s.warmup, alpha=s.alpha or min(0.5, self.window_seconds / s.learn_seconds),
             cusum=MeanShiftCusum(k=s.cusum_k, h=s.cusum_h, h_off=s.cusum_h_off, clip=s.clip),
             variance=VarianceCusum(ratio=s.noise_ratio, h=s.noise_h, h_off=s.cusum_h_off, clip=s.clip),
             spike=SpikeDetector(threshold=s.spike_z, quiet=s.spike_quiet),
@@ -102,7 +105,8 @@ class Pipeline:
         self.collusion = CollusionDetector(
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
             threshold=s.collusion_threshold, memory=s.collusion_memory, winsor=s.collusion_winsor, clip=s.clip,
-            join_z=s.collusion_join_z, confirm=s.collusion_confirm,
+            join_z=s.collusion_join_z,
+            confirm=max(10, round(s.collusion_confirm_seconds / self.window_seconds)),
             tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
@@ -112,6 +116,10 @@ class Pipeline:
         self._regressing: set[int] = set()
         self._spread = np.zeros(0)
         self._spread_n = np.zeros(0, np.int64)
+        # per group: the last HISTORY certain consensus values and their windows (for the continuity check)
+        self._hist = np.full((0, HISTORY), np.nan)
+        self._hist_w = np.full((0, HISTORY), -1, np.int64)
+        self._anchor: dict[int, list[float]] = {}  # group -> [consensus before a suspected take-over, window]
         self._onsets: dict[str, int] = {}  # "<what>:<group>" -> window an open group-level alert began
 
     # ---------------------------------------------------------------- driving
@@ -130,6 +138,8 @@ class Pipeline:
             if grow > 0:
                 self._spread = np.r_[self._spread, np.full(grow, np.nan)]
                 self._spread_n = np.r_[self._spread_n, np.zeros(grow, np.int64)]
+                self._hist = np.r_[self._hist, np.full((grow, HISTORY), np.nan)]
+                self._hist_w = np.r_[self._hist_w, np.full((grow, HISTORY), -1, np.int64)]
             out.max_event_ts = float(batch.ts.max())
         for rnd in self.aligner.close(flush=flush):
             self._round(rnd, out)
@@ -187,13 +197,17 @@ class Pipeline:
         dispersed = (~cons.uncertain & (self._spread_n[rnd.groups] >= self.settings.warmup)
                      & (cons.spread > self.settings.dispersion_max * usual))
         self._learn_spread(rnd.groups, cons)
-        if dispersed.any():
-            cons = replace(cons, uncertain=cons.uncertain | dispersed,
-                           value=np.where(dispersed, np.nan, cons.value))
+        # ... and when the group is split in two camps (the collusion scan cannot tell which is honest)
+        split_g = self.collusion.split_groups()
+        split = np.isin(rnd.groups, list(split_g)) & ~cons.uncertain if split_g else np.zeros(len(rnd.groups), bool)
+        dispersed &= ~split
+        if dispersed.any() or split.any():
+            cons = replace(cons, uncertain=cons.uncertain | dispersed | split,
+                           value=np.where(dispersed | split, np.nan, cons.value))
         out.windows += len(rnd.groups)
         out.uncertain_windows += int(cons.uncertain.sum())
         ratio = cons.spread / np.where(np.isfinite(usual) & (usual > 0), usual, np.nan)
-        self._consensus_alerts(rnd, cons.uncertain, cons.n_valid, out, dispersed, ratio)
+        self._consensus_alerts(rnd, cons.uncertain, cons.n_valid, out, dispersed, ratio, split)
 
         # each device is judged against the others. Where the consensus is uncertain nothing is
         # learned, but devices are still scored against every present device's robust consensus
@@ -212,11 +226,9 @@ class Pipeline:
         against = against_m[rows, cols]
         warm = self.devices.learned(devices) >= self.settings.warmup
         # never learn from what was flagged: members of a colluding set (nominated or alerted) keep their offsets
-        # nor from a device whose recent residuals stand out (a slow rise is not absorbed as calibration)
         in_set = np.isin(devices, self.collusion.members())
-        calm = np.abs(self.collusion.standing(devices, 1)) < self.settings.calm_z
         events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
-                                     learn=~cons.uncertain[rows] & ~in_set & calm, unit=unit[rows, 0])
+                                     learn=~cons.uncertain[rows] & ~in_set, unit=unit[rows, 0])
         # reputation evidence from every scored window (in an uncertain one, against the fallback), so that
         # a quarantined device can earn its way back even while its group has too few trusted devices
         firing_now = self.devices.firing[devices]
@@ -245,7 +257,16 @@ class Pipeline:
         in_scan = np.zeros(rnd.devices.shape, bool)
         in_scan[rows[warm], cols[warm]] = True
         for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows):
-            self.collusion.nominate(int(rnd.groups[nom.row]), int(rnd.windows[nom.row]), nom)
+            g, w = int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
+            if self._took_over(rnd, nom, offsets):
+                self.collusion.mark_split(g)  # the nominated camp looks like the honest one: abstain
+                continue
+            self._anchor.pop(g, None)
+            self.collusion.nominate(g, w, nom)
+        certain = ~cons.uncertain
+        slot = rnd.windows[certain] % HISTORY
+        self._hist[rnd.groups[certain], slot] = cons.value[certain]
+        self._hist_w[rnd.groups[certain], slot] = rnd.windows[certain]
         active = {s.group for s in self.collusion.active()}
         for r in range(len(rnd.groups)):
             g = int(rnd.groups[r])
@@ -265,6 +286,35 @@ class Pipeline:
                                                    cons.spread.tolist(), ends)):
             if every == 1 or rnd.windows[r] % every == 0:
                 self._learn(rnd, r, g, end, c, m, sp, present[r], out)
+
+    def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool:
+        """A set nominated on the short memory right after a jump: is it the camp that stayed
+        where the consensus was before the jump (honest devices, with colluders now holding the
+        consensus)? Compares the camp and the rest with the last certain consensus from before
+        the set's onset (kept as an anchor while the group abstains)."""
+        r, g, w = nom.row, int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
+        present = rnd.devices[r] >= 0
+        if nom.scale != 0:
+            return False
+        anchor = self._anchor.get(g)
+        if anchor is not None and w - anchor[1] > ANCHOR_MAX_AGE:
+            anchor = self._anchor.pop(g)
+            anchor = None
+        if anchor is None:
+            ok = (self._hist_w[g] >= 0) & (self._hist_w[g] <= w - 1 - round(1 / self.collusion._lam[0]))
+            if not ok.any():
+                return False
+            i = int(np.argmax(np.where(ok, self._hist_w[g], -1)))
+            anchor = [float(self._hist[g, i]), float(self._hist_w[g, i])]
+        vals = rnd.values[r] - offsets[r]
+        mem = present & np.isin(rnd.devices[r], nom.members)
+        rest = present & ~mem
+        if not mem.any() or not rest.any() or not np.isfinite(anchor[0]):
+            return False
+        took = abs(float(np.mean(vals[mem])) - anchor[0]) < abs(float(np.median(vals[rest])) - anchor[0])
+        if took:
+            self._anchor[g] = anchor
+        return took
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
@@ -330,7 +380,7 @@ class Pipeline:
                       "note": "new devices stay on probation (out of the consensus) until they have warmed up"})
 
     def _consensus_alerts(self, rnd: WindowRound, uncertain: np.ndarray, n_valid: np.ndarray, out: StepResult,
-                          dispersed: np.ndarray, ratio: np.ndarray) -> None:
+                          dispersed: np.ndarray, ratio: np.ndarray, split: np.ndarray) -> None:
         W = self.window_seconds
         for r, g in enumerate(rnd.groups.tolist()):
             was = g in self._uncertain
@@ -349,7 +399,8 @@ class Pipeline:
                 kind="consensus", type_="uncertain", group=name, devices=[], onset_ts=onset, ts=ts,
                 score=float(n_valid[r]),
                 evidence={"detector": "robust_consensus",
-                          "reason": "dispersion" if dispersed[r] else "too few trusted devices",
+                          "reason": ("dispersion" if dispersed[r] else "split into two camps" if split[r]
+                                     else "too few trusted devices"),
                           "trusted_readings": int(n_valid[r]), "min_devices": self.settings.min_devices,
                           "spread_over_usual": None if not np.isfinite(ratio[r]) else round(float(ratio[r]), 3),
                           "dispersion_max": self.settings.dispersion_max}))
@@ -478,6 +529,8 @@ class Pipeline:
             "bursts": [[g, b] for g, b in self._bursts.items()],
             "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
             "spread_n": self._spread_n.tolist(),
+            "hist": [[None if not np.isfinite(x) else float(x) for x in row] for row in self._hist],
+            "hist_w": self._hist_w.tolist(), "anchor": [[g, a] for g, a in self._anchor.items()],
         }
 
     @classmethod
@@ -498,6 +551,10 @@ class Pipeline:
         p._bursts = {int(g): b for g, b in state.get("bursts", [])}
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
         p._spread_n = np.array(state.get("spread_n", [0] * len(p._spread)), dtype=np.int64)
+        hist = state.get("hist", [[None] * HISTORY] * len(p._spread))
+        p._hist = np.array([[np.nan if x is None else x for x in row] for row in hist], dtype=float).reshape(-1, HISTORY)
+        p._hist_w = np.array(state.get("hist_w", [[-1] * HISTORY] * len(p._spread)), dtype=np.int64).reshape(-1, HISTORY)
+        p._anchor = {int(g): list(a) for g, a in state.get("anchor", [])}
         return p
 
     def group_view(self) -> dict[str, np.ndarray]:

@@ -90,10 +90,12 @@ def test_golden_demo_seed_0():
 
 
 GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
+          ('firing', 'consensus', 'uncertain', (), 303, 304),
           ('firing', 'device', 'bias', ('site-02-dev-007',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-008',), 300, 305),
+          ('resolved', 'consensus', 'uncertain', (), 303, 306),
           ('firing', 'device', 'bias', ('site-02-dev-001',), 298, 306),
-          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 294, 392),
+          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 296, 394),
           ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 395, 396)]
 
 
