@@ -165,8 +165,16 @@ class RunCommand(Settings):
         server = _metrics_server(
             self, metrics,
             health=lambda: state["service"].health() if "service" in state else (True, {"phase": "connecting"}),
-            ready=lambda: (state["service"].readiness(self.metrics.ready_max_lag, state["source"].assigned)
-                           if "service" in state else (False, {"phase": "connecting to Kafka"})))
+            ready=lambda: (state["service"].readiness(self.metrics.ready_max_lag) if "service" in state else
+                           (False, {"phase": "starting", "restored": False, "partitions": None, "lag": None,
+                                    "max_lag": self.metrics.ready_max_lag,
+                                    "waiting_for": ["restore", "connection to Kafka"]})))
+        try:
+            held, restored = _checkpoint_at_start(self, self.kafka.topic)  # before Kafka: a bad file fails at once
+        except CliError:
+            if server:
+                server.close()
+            raise
         stopped = threading.Event()
         _signals(stopped.set)
         metrics.broker_up.set(0)
@@ -179,9 +187,19 @@ class RunCommand(Settings):
             raise CliError(str(exc)) from None
         metrics.broker_up.set(1)
         service = Service(self.detection, source, sink, metrics, idle_flush_seconds=self.idle_flush_seconds,
-                          poll_timeout_s=self.kafka.poll_timeout_ms / 1000, top_k=self.metrics.top_k)
-        state.update(service=service, source=source)
+                          poll_timeout_s=self.kafka.poll_timeout_ms / 1000, top_k=self.metrics.top_k,
+                          state_path=self.state.path, checkpoint_every_s=self.state.every_seconds,
+                          source_info={"topic": self.kafka.topic, "group_id": self.kafka.group_id})
+        state.update(service=service)
         _signals(service.stop)
+        try:
+            service.restore(restored)
+        except BrokerUnavailable as exc:
+            source.close()
+            sink.close()
+            if server:
+                server.close()
+            raise CliError(str(exc)) from None
         log.info("consuming %s from %s as group %s", self.kafka.topic, self.kafka.bootstrap_servers, self.kafka.group_id)
         try:
             totals = service.run(self.duration)
@@ -190,8 +208,45 @@ class RunCommand(Settings):
             sink.close()
             if server:
                 server.close()
+            if held is not None:
+                held.close()
         log.info("stopped: %d messages, %d readings, %d dead letters, %d alerts", totals.messages, totals.readings,
                  totals.dead_letters, totals.alerts)
+
+
+def _checkpoint_at_start(settings: Settings, topic: str | None):
+    """Lock ``state.path`` and restore it if it exists (or move it aside with ``state.discard``).
+
+    Returns (the held lock or None, the restored checkpoint or None); a bad file is a `CliError`."""
+    from monitor import checkpoint
+
+    path = settings.state.path
+    if path is None:
+        return None, None
+    try:
+        held = checkpoint.lock(path)
+    except checkpoint.CheckpointError as exc:
+        raise CliError(f"option state.path: {exc}") from None
+    try:
+        if settings.state.discard:
+            aside = checkpoint.discard(path)
+            if aside is not None:
+                log.warning("state.discard: moved the checkpoint %s aside to %s; starting fresh", path, aside)
+            return held, None
+        if not path.exists():
+            log.info("no checkpoint at %s yet: starting fresh", path)
+            return held, None
+        restored = checkpoint.restore(path, settings.detection, topic)
+    except checkpoint.CheckpointError as exc:
+        held.close()
+        raise CliError(f"{exc}. To start fresh instead, pass --state.discard (the file is moved aside to "
+                       f"{path.name}.discarded) or remove the file") from None
+    except OSError as exc:
+        held.close()
+        raise CliError(f"option state.path: {path}: {exc.strerror or exc}") from None
+    if restored.changed:
+        log.info("detection settings changed since the checkpoint: %s", "; ".join(restored.changed))
+    return held, restored
 
 
 class ReplayCommand(Settings):
@@ -217,14 +272,19 @@ class ReplayCommand(Settings):
         detection = self.detection
         if self.window_seconds is not None:
             detection = detection.model_copy(update={"window_seconds": self.window_seconds})
+        held, restored = _checkpoint_at_start(self.model_copy(update={"detection": detection}), None)
         source = FileSource(self.readings, batch_size=self.batch_size)
         sink = FileSink(self.alerts_out, self.dead_letters_out)
-        service = Service(detection, source, sink)
+        service = Service(detection, source, sink, state_path=self.state.path,
+                          checkpoint_every_s=self.state.every_seconds, source_info={"file": str(self.readings)})
+        service.restore(restored)
         try:
             totals = service.run()
         finally:
             source.close()
             sink.close()
+            if held is not None:
+                held.close()
         print(f"{totals.readings} readings, {totals.dead_letters} dead letters, {totals.late} late, "
               f"{totals.alerts} alerts -> {self.alerts_out}")
 

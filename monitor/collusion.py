@@ -294,6 +294,7 @@ class CollusionDetector:
             {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
              "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
              "confirmed": s.confirmed, "homogeneity": s.homogeneity, "nominated": s.nominated,
+             "new_members": list(s.new_members),
              "shifts": [[d, *v] for d, v in s.shifts.items()]}
             for s in self._active.values()], "blocked": [[g, w] for g, w in self._blocked.items()],
             "split": sorted(self._split)}
@@ -304,6 +305,7 @@ class CollusionDetector:
         for s in state["active"]:
             sums = {int(d): [a, n] for d, a, n in s["sums"]}
             shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
-            self._active[s["group"]] = CollusionSet(**{**s, "sums": sums, "shifts": shifts})
+            self._active[s["group"]] = CollusionSet(**{**s, "sums": sums, "shifts": shifts, "members": list(s["members"]),
+                                                       "new_members": list(s.get("new_members", []))})
         self._blocked = {int(g): int(w) for g, w in state.get("blocked", [])}
         self._split = {int(g) for g in state.get("split", [])}

@@ -253,6 +253,16 @@ class Metrics:
                                   "1 when the per-group series (poison_monitor_group_*) are exported", registry=r)
         self.folded_groups = Gauge(f"{PREFIX}_folded_groups", "Groups beyond metrics.max_groups, whose per-group "
                                    "series are summed under group=_other", registry=r)
+        self.state_restored = Gauge(f"{PREFIX}_state_restored", "1 when the detection state was restored from "
+                                    "a checkpoint at start (state.path)", registry=r)
+        self.checkpoint_failures = Counter(f"{PREFIX}_checkpoint_failures_total",
+                                           "Failed attempts to write the state checkpoint", registry=r)
+        self.checkpoint_bytes = Gauge(f"{PREFIX}_checkpoint_size_bytes", "Size of the last checkpoint written "
+                                      "(gzip JSON)", registry=r)
+        self.checkpoint_seconds = Gauge(f"{PREFIX}_checkpoint_duration_seconds", "Time the last checkpoint took "
+                                        "to serialise, write and sync", registry=r)
+        self.checkpoint_time = Gauge(f"{PREFIX}_checkpoint_last_success_timestamp_seconds", "When the last "
+                                     "checkpoint was written (Unix time; 0: none yet)", registry=r)
         Info(f"{PREFIX}_build", "Build information", registry=r).info({"version": __version__})
         self.group_labels.set(1 if self.per_group is not None else 0)
         for reason in REASONS:
@@ -294,7 +304,8 @@ Probe = Callable[[], tuple[bool, dict]]
 
 class MetricsServer:
     """Serves ``/metrics`` (the registry), ``/healthz`` (the process is alive and its loop turns) and
-    ``/readyz`` (partitions assigned, caught up) in a daemon thread."""
+    ``/readyz`` (state restored, partitions assigned, caught up) in a daemon thread. The probes must not
+    touch the Kafka client (not thread-safe): the service's probes read a snapshot its loop takes."""
 
     def __init__(self, metrics: Metrics, host: str, port: int, health: Probe | None = None,
                  ready: Probe | None = None) -> None:

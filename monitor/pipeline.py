@@ -22,7 +22,7 @@ from monitor.alerts import alert_id, make_alert
 from monitor.collusion import CollusionDetector, CollusionEvent
 from monitor.config import DetectionSettings
 from monitor.consensus import robust_consensus
-from monitor.detectors import MeanShiftCusum, ReplayDetector, SpikeDetector, StuckDetector, VarianceCusum
+from monitor.detectors import MeanShiftCusum, ReplayDetector, SlowShiftCusum, SpikeDetector, StuckDetector, VarianceCusum
 from monitor.detectors.device import DeviceMonitor
 from monitor.ingest.decode import DecodedBatch
 from monitor.learner import GroupLearner
@@ -101,6 +101,7 @@ class Pipeline:
             spike=SpikeDetector(threshold=s.spike_z, quiet=s.spike_quiet),
             stuck=StuckDetector(min_run=s.stuck_min_run, min_move=s.stuck_min_move),
             replay=ReplayDetector(k=s.replay_k, capacity=s.replay_capacity, min_matches=s.replay_min_matches),
+            slow=SlowShiftCusum(k=s.slow_k, h=s.slow_h, h_off=s.cusum_h_off, clip=s.clip),
         )
         self.collusion = CollusionDetector(
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
@@ -247,7 +248,8 @@ class Pipeline:
                 alert_id=alert_id("device", typ, g, [names[d]], onset_ts), state=state, kind="device",
                 type_=typ, group=g, devices=[names[d]], onset_ts=onset_ts, ts=(rnd.windows[rows[pos]] + 1) * W,
                 score=events.score[j],
-                evidence={"detector": DETECTOR_OF_TYPE[typ], "value": float(rnd.values[rows[pos], cols[pos]]),
+                evidence={"detector": ("SlowShiftCusum" if typ in ("bias", "drift") and events.slow[j]
+                                       else DETECTOR_OF_TYPE[typ]), "value": float(rnd.values[rows[pos], cols[pos]]),
                           "consensus": float(cons.value[rows[pos]]), "against": float(against[pos]),
                           "offset": float(self.devices._mean[d]), "scale": float(self.devices.scale(np.array([d]))[0]),
                           "window_seconds": W}))

@@ -1,7 +1,9 @@
-"""The service loop: source → decode → pipeline → sink → commit, with metrics.
+"""The service loop: source → decode → pipeline → sink → checkpoint → commit, with metrics.
 
 Transport-agnostic: the same loop runs the demo (memory), a replay (file) and
-the Kafka service. The clock is read here, never in the maths.
+the Kafka service. The clock is read here, never in the maths. Only this
+loop's thread touches the source; the /readyz probe reads a snapshot of the
+readiness facts the loop takes after every poll.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from monitor import checkpoint
 from monitor.config import DetectionSettings
 from monitor.ingest.decode import DecodedBatch, decode_messages
 from monitor.ingest.messages import DeadLetter
@@ -39,17 +43,30 @@ class Totals:
     recent: list[Alert] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ReadyFacts:
+    """What readiness depends on, taken by the loop thread after a poll (the probe only reads it)."""
+
+    at: float                 # the loop's clock when taken
+    partitions: int | None    # assigned partitions (None: the source has none)
+    lag: int | None           # messages waiting (None: not known yet)
+
+
 class Service:
     """Drives a `Pipeline` from a `Source` into a `Sink`, committing after delivery.
 
     ``idle_flush_seconds``: once the source has been idle that long, every
     open window is closed (so the tail of a finished stream is scored); 0 never.
+    ``state_path``: checkpoint file, written every ``checkpoint_every_s`` while the state changes and
+    when the loop stops (then ``restore`` must be called before ``run``); ``source_info`` goes into it.
     """
 
     def __init__(self, detection: DetectionSettings, source: Source, sink: Sink, metrics: Metrics | None = None,
                  idle_flush_seconds: float = 0.0, poll_timeout_s: float = 0.5,
                  on_step: Callable[["Service", StepResult], None] | None = None, top_k: int = 10,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 state_path: str | Path | None = None, checkpoint_every_s: float = 30.0,
+                 source_info: dict | None = None) -> None:
         self.detection = detection
         self.source = source
         self.sink = sink
@@ -66,18 +83,93 @@ class Service:
         self._last_input = clock()
         self._flushed = True
         self._stop = False
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.checkpoint_every_s = checkpoint_every_s
+        self.source_info = source_info or {}
+        #: the state was restored from a checkpoint, or there was none to restore (always, without checkpoints)
+        self.restored = self.state_path is None
+        self.restored_from: Path | None = None
+        self._dirty = False                 # the state changed since the last checkpoint
+        self._last_checkpoint = clock()
+        self._facts: ReadyFacts | None = None
 
     def health(self, max_silence_s: float = 60.0) -> tuple[bool, dict]:
         """Alive: the loop turned within ``max_silence_s``."""
         age = self._clock() - self.heartbeat
         return age <= max_silence_s, {"loop_age_seconds": round(age, 3)}
 
-    def readiness(self, max_lag: int, assigned: Callable[[], int] | None = None) -> tuple[bool, dict]:
-        """Ready: partitions assigned (if the source has them) and caught up within ``max_lag`` messages."""
-        parts = assigned() if assigned is not None else None
-        lag = self.source.lag()
-        ok = (parts is None or parts > 0) and (lag is None or lag <= max_lag)
-        return ok, {"partitions": parts, "lag": lag, "max_lag": max_lag}
+    def readiness(self, max_lag: int, max_age_s: float = 60.0) -> tuple[bool, dict]:
+        """Ready: state restored (or none to restore), partitions assigned (if the source has them) and
+        caught up within ``max_lag`` messages, per the loop's last snapshot (not older than ``max_age_s``).
+
+        Safe from any thread: reads the snapshot only, never the source."""
+        facts = self._facts
+        waiting = [] if self.restored else ["restore"]
+        body = {"restored": self.restored, "restored_from": str(self.restored_from) if self.restored_from else None,
+                "partitions": None, "lag": None, "max_lag": max_lag, "snapshot_age_seconds": None}
+        if facts is None:
+            waiting.append("first poll")
+        else:
+            age = self._clock() - facts.at
+            body.update(partitions=facts.partitions, lag=facts.lag, snapshot_age_seconds=round(age, 3))
+            if facts.partitions is not None and facts.partitions == 0:
+                waiting.append("partition assignment")
+            if facts.lag is None and facts.partitions is not None:
+                waiting.append("consumer position")
+            elif facts.lag is not None and facts.lag > max_lag:
+                waiting.append("catch-up")
+            if age > max_age_s:
+                waiting.append("service loop (snapshot stale)")
+        body["waiting_for"] = waiting
+        return not waiting, body
+
+    def restore(self, restored: "checkpoint.Restored | None") -> None:
+        """Take a checkpoint's pipeline (or none: a fresh start) and position the source after the readings
+        its state covers; from then on the service counts as restored."""
+        if restored is not None:
+            self.pipeline = restored.pipeline
+            if self.metrics.per_group is not None:
+                self.pipeline.recording = Recording()
+            self.restored_from = restored.path
+            resume = getattr(self.source, "resume_from", None)
+            if resume is not None:
+                resume(restored.checkpoint.offsets)
+            self.metrics.state_restored.set(1)
+            log.info("restored the detection state from %s (%d groups, %d devices, %g-second windows)",
+                     restored.path, self.pipeline.registry.n_groups, self.pipeline.registry.n_devices,
+                     self.pipeline.window_seconds)
+        self.restored = True
+
+    def checkpoint(self) -> bool:
+        """Write the state and the offsets it covers, then commit exactly those offsets. False if there is
+        nothing to write yet (no pipeline) or the write failed (logged, counted, retried when next due)."""
+        if self.state_path is None or self.pipeline is None:
+            return False
+        self._last_checkpoint = started = self._clock()
+        positions = getattr(self.source, "positions", None)
+        offsets = positions() if positions is not None else {}
+        ck = checkpoint.Checkpoint(state=self.pipeline.state_dict(), offsets=offsets,
+                                   detection=self.detection.model_dump(), source=self.source_info,
+                                   written_at=self._wall())
+        try:
+            size = checkpoint.write(self.state_path, ck)
+        except (OSError, ValueError, TypeError) as exc:
+            self.metrics.checkpoint_failures.inc()
+            log.error("could not write the checkpoint %s (%s: %s); offsets are still committed, and a restart "
+                      "would resume from the previous checkpoint", self.state_path, type(exc).__name__, exc)
+            self.source.commit()
+            return False
+        if positions is not None:
+            self.source.commit(offsets)
+        else:
+            self.source.commit()
+        self._dirty = False
+        m = self.metrics
+        m.checkpoint_bytes.set(size)
+        m.checkpoint_seconds.set(self._clock() - started)
+        m.checkpoint_time.set(ck.written_at)
+        log.debug("checkpoint %s: %d bytes, offsets %s", self.state_path, size, offsets)
+        return True
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch."""
@@ -98,7 +190,9 @@ class Service:
             self.step(timeout)
             if self.source.exhausted:
                 self.finish()
-                break
+                return self.totals
+        if self._dirty:  # a clean stop: the state up to the last delivered batch (else the file already is)
+            self.checkpoint()
         return self.totals
 
     def step(self, timeout_s: float) -> StepResult:
@@ -116,17 +210,28 @@ class Service:
             result, dead = self._flush(), []
         else:
             result, dead = StepResult(), []
+        if messages or result.windows:
+            self._dirty = True
         if messages or result.alerts:
             self._deliver(result.alerts, dead)
-            self.source.commit()
+            if not self._checkpoint_due():
+                self.source.commit()
+        if self._checkpoint_due():
+            self.checkpoint()  # after delivery, before the commit (it commits the offsets it wrote)
         self._account(len(messages), result, dead, self._clock() - started if messages else None)
         return result
 
+    def _checkpoint_due(self) -> bool:
+        return (self.state_path is not None and self._dirty and self.pipeline is not None
+                and self._clock() - self._last_checkpoint >= self.checkpoint_every_s)
+
     def finish(self) -> StepResult:
-        """End of a finite stream: close every open window and deliver what it raises."""
+        """End of a finite stream: close every open window, deliver what it raises, checkpoint, commit."""
         result = self._flush()
         self._deliver(result.alerts, [])
-        self.source.commit()
+        self._dirty = self._dirty or result.windows > 0
+        if not (self._dirty and self.checkpoint()):
+            self.source.commit()
         self._account(0, result, [], None)
         return result
 
@@ -216,6 +321,8 @@ class Service:
         lag = self.source.lag()
         if lag is not None:
             m.consumer_lag.set(lag)
+        assigned = getattr(self.source, "assigned", None)
+        self._facts = ReadyFacts(at=self._clock(), partitions=assigned() if assigned is not None else None, lag=lag)
         if p is not None:
             for state, count in p.trust_states().items():
                 m.devices.labels(state).set(count)

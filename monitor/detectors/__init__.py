@@ -8,6 +8,7 @@ take plain lists of numbers (no pickle).
 
 from monitor.detectors.base import Detector, Detection, Observation
 from monitor.detectors.cusum import MeanShiftCusum
+from monitor.detectors.drift import SlowShiftCusum
 from monitor.detectors.replay import ReplayDetector
 from monitor.detectors.spike import SpikeDetector
 from monitor.detectors.stuck import StuckDetector
@@ -19,6 +20,7 @@ __all__ = [
     "MeanShiftCusum",
     "Observation",
     "ReplayDetector",
+    "SlowShiftCusum",
     "SpikeDetector",
     "StuckDetector",
     "VarianceCusum",

@@ -9,6 +9,7 @@ import numpy as np
 
 from monitor.detectors.base import Detector, Observation
 from monitor.detectors.cusum import MeanShiftCusum
+from monitor.detectors.drift import SlowShiftCusum
 from monitor.detectors.replay import ReplayDetector
 from monitor.detectors.spike import SpikeDetector
 from monitor.detectors.stuck import StuckDetector
@@ -29,6 +30,7 @@ class DeviceEvents:
     score: np.ndarray      # score: the live statistic when firing, the peak when resolved
     z: np.ndarray          # standardised residual of every device passed (0 while warming up)
     scale: np.ndarray | None = None  # each device's residual scale in value units (z * scale: the shift)
+    slow: np.ndarray | None = None   # per event: a bias/drift verdict came from the slow CUSUM
 
 
 class DeviceMonitor:
@@ -49,7 +51,7 @@ class DeviceMonitor:
     def __init__(self, warmup: int = 60, alpha: float = 0.002, min_scale: float = 1e-6,
                  cusum: MeanShiftCusum | None = None, variance: VarianceCusum | None = None,
                  spike: SpikeDetector | None = None, stuck: StuckDetector | None = None,
-                 replay: ReplayDetector | None = None) -> None:
+                 replay: ReplayDetector | None = None, slow: SlowShiftCusum | None = None) -> None:
         if warmup < 2 or not (0 < alpha < 1) or min_scale <= 0:
             raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0")
         self.warmup, self.alpha, self.min_scale = warmup, alpha, min_scale
@@ -58,6 +60,7 @@ class DeviceMonitor:
         self.spike = spike or SpikeDetector()
         self.stuck = stuck or StuckDetector()
         self.replay = replay or ReplayDetector()
+        self.slow = slow or SlowShiftCusum()
         self._n = np.zeros(0, np.int64)
         self._mean = np.zeros(0)
         self._var = np.zeros(0)
@@ -68,7 +71,7 @@ class DeviceMonitor:
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
-        return (self.cusum, self.variance, self.spike, self.stuck, self.replay)
+        return (self.cusum, self.variance, self.spike, self.stuck, self.replay, self.slow)
 
     def resize(self, n: int) -> None:
         if n <= len(self._n):
@@ -122,14 +125,15 @@ class DeviceMonitor:
         events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], (scale * u)[warm])
         # learn (every window while warming up, then only clean ones)
         pos, neg = self.cusum.sides(d)
+        slow_pos, slow_neg = self.slow.sides(d)
         clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
-                         & (np.abs(z) < self.cusum.clip))
+                         & (np.maximum(slow_pos, slow_neg) < 0.5 * self.slow.h) & (np.abs(z) < self.cusum.clip))
         if learn is not None:
             clean &= learn
         self._learn(d[clean], r[clean], cvar[clean])
         idx = np.flatnonzero(warm)
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
-                            onset=events.onset, score=events.score, z=z, scale=scale * u)
+                            onset=events.onset, score=events.score, z=z, scale=scale * u, slow=events.slow)
 
     def _learn(self, d: np.ndarray, r: np.ndarray, cvar: np.ndarray) -> None:
         """Running mean and own-noise variance with weight ``max(alpha, 1/n)``: exact
@@ -149,14 +153,19 @@ class DeviceMonitor:
         spike = self.spike.update(obs)
         stuck = self.stuck.update(obs)
         replay = self.replay.update(obs)
-        stuck_alarm = stuck.alarm | (mean.alarm & (self.stuck.run(d) >= self.stuck.min_run))
-        drift = self.cusum.kind(d) == "drift"
+        slow = self.slow.update(obs)
+        shift = mean.alarm | slow.alarm
+        stuck_alarm = stuck.alarm | (shift & (self.stuck.run(d) >= self.stuck.min_run))
+        # the mean shift: from the main CUSUM when it alarms, else from the slow one
+        main = mean.alarm
+        drift = np.where(main, self.cusum.kind(d) == "drift", self.slow.kind(d) == "drift")
+        shift_score = np.where(main, mean.score, slow.score)
+        shift_onset = np.where(main, mean.onset, slow.onset)
+        ramp_onset = np.where(main, self.cusum.ramp_onset(d), self.slow.ramp_onset(d))
         # candidates in TYPES order: stuck, replay, spike, noise, bias, drift
-        alarms = np.stack([stuck_alarm, replay.alarm, spike.alarm, var.alarm, mean.alarm & ~drift,
-                           mean.alarm & drift])
-        scores = np.stack([stuck.score, replay.score, spike.score, var.score, mean.score, mean.score])
-        onsets = np.stack([stuck.onset, replay.onset, spike.onset, var.onset, mean.onset,
-                           self.cusum.ramp_onset(d)])
+        alarms = np.stack([stuck_alarm, replay.alarm, spike.alarm, var.alarm, shift & ~drift, shift & drift])
+        scores = np.stack([stuck.score, replay.score, spike.score, var.score, shift_score, shift_score])
+        onsets = np.stack([stuck.onset, replay.onset, spike.onset, var.onset, shift_onset, ramp_onset])
         any_alarm = alarms.any(axis=0)
         first = np.argmax(alarms, axis=0)
         cols = np.arange(len(d))
@@ -182,6 +191,7 @@ class DeviceMonitor:
             types=np.r_[types[old_type[resolved]], types[self._type[d[fired]]]],
             onset=np.r_[onset_before[resolved], self._onset[d[fired]]],
             score=np.r_[peak_before[resolved], live[fired]], z=z,
+            slow=np.r_[np.zeros(len(resolved), bool), ~main[fired]],
         )
 
     def state_dict(self) -> dict:

@@ -12,8 +12,10 @@ import logging
 import time
 from typing import Callable
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
 
 from monitor.config import KafkaSettings
 from monitor.ingest.messages import DeadLetter, RawMessage
@@ -54,7 +56,11 @@ def _bootstrap_ms(settings: KafkaSettings) -> int:
 
 
 class KafkaSource:
-    """A consumer-group member reading the readings topic with manual commits."""
+    """A consumer-group member reading the readings topic with manual commits.
+
+    Call it from one thread only (the service loop): KafkaConsumer is not thread-safe. The rebalance
+    listener runs on kafka-python's IO thread and only logs and seeks (no blocking calls there).
+    """
 
     def __init__(self, settings: KafkaSettings, on_retry: Callable[[str], None] | None = None,
                  stop: Callable[[], bool] | None = None) -> None:
@@ -66,9 +72,52 @@ class KafkaSource:
                 auto_offset_reset=settings.auto_offset_reset, max_poll_records=settings.max_poll_records,
                 bootstrap_timeout_ms=_bootstrap_ms(settings)),
             "consumer", settings, on_retry, stop)
-        self._consumer.subscribe([settings.topic])
+        self._seek: dict[TopicPartition, int] = {}  # where to start partitions a restored state already covers
+        self._subscribed = False
+
+    def resume_from(self, offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """A restored state covers the readings before ``offsets``: start each of those partitions at its
+        checkpoint offset where that is ahead of the group's committed offset, so that nothing is counted
+        twice (call before the first poll). Returns the offsets that will be sought."""
+        timeout_ms = int(self.settings.connect_timeout_seconds * 1000)
+        self._seek = {}
+        for (topic, partition), offset in sorted(offsets.items()):
+            tp = TopicPartition(topic, partition)
+            try:
+                committed = self._consumer.committed(tp, timeout_ms=timeout_ms)
+            except KafkaError as exc:
+                raise BrokerUnavailable(f"cannot read the committed offset of {topic}[{partition}] for group "
+                                        f"{self.settings.group_id}: {type(exc).__name__}: {exc}") from None
+            if committed is None or offset > committed:
+                self._seek[tp] = offset
+            elif committed > offset:
+                log.warning("%s[%d]: the group committed offset %d, past the checkpoint's %d: the %d messages "
+                            "between were processed but are not in the restored state", topic, partition,
+                            committed, offset, committed - offset)
+        return {(tp.topic, tp.partition): o for tp, o in self._seek.items()}
+
+    def _subscribe(self) -> None:
+        source = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                if revoked:
+                    log.info("partitions revoked: %s", _names(revoked))
+
+            def on_partitions_assigned(self, assigned):
+                log.info("partitions assigned: %s", _names(assigned))
+                for tp in sorted(assigned):
+                    offset = source._seek.pop(tp, None)
+                    if offset is not None:  # seek is local (no I/O): allowed on the IO thread
+                        source._consumer.seek(tp, offset)
+                        log.info("%s[%d]: starting at the checkpoint's offset %d", tp.topic, tp.partition, offset)
+
+        self._consumer.subscribe([self.settings.topic], listener=Listener())
+        self._subscribed = True
 
     def poll(self, timeout_s: float) -> list[RawMessage]:
+        if not self._subscribed:
+            self._subscribe()
         records = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=self.settings.max_poll_records)
         out: list[RawMessage] = []
         for tp in sorted(records, key=lambda t: (t.topic, t.partition)):
@@ -76,8 +125,22 @@ class KafkaSource:
                 out.append(RawMessage(value=r.value, key=r.key, topic=r.topic, partition=r.partition, offset=r.offset))
         return out
 
-    def commit(self) -> None:
-        self._consumer.commit()
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Next offset of every assigned partition: what everything polled so far covers."""
+        timeout_ms = int(self.settings.connect_timeout_seconds * 1000)
+        out = {}
+        for tp in self._consumer.assignment():
+            pos = self._consumer.position(tp, timeout_ms=timeout_ms)
+            if pos is not None:
+                out[(tp.topic, tp.partition)] = pos
+        return out
+
+    def commit(self, offsets: dict[tuple[str, int], int] | None = None) -> None:
+        """Commit everything polled so far, or exactly ``offsets`` (topic, partition -> next offset)."""
+        if offsets is None:
+            self._consumer.commit()
+        elif offsets:
+            self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
 
     @property
     def exhausted(self) -> bool:
@@ -87,6 +150,7 @@ class KafkaSource:
         return len(self._consumer.assignment())
 
     def lag(self) -> int | None:
+        """Messages behind the end of the assigned partitions; None until every one has been fetched once."""
         total = 0
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
@@ -97,6 +161,10 @@ class KafkaSource:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+def _names(partitions) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)) or "none"
 
 
 class KafkaSink:

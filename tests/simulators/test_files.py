@@ -52,7 +52,7 @@ def test_scenario_file_loads_runs_and_labels_match(path):
 @pytest.mark.parametrize("directory, purpose", [(TUNING, "tuning"), (REPORTING, "reporting")])
 def test_suites_cover_every_behaviour(directory, purpose):
     base = _base(directory)
-    assert {s.meta["suite"] for s in base} == {purpose} and len(base) == 9
+    assert {s.meta["suite"] for s in base} == {purpose} and len(base) == 10
     assert len(load_suite(directory)) == sum(len(s.meta["seeds"]) for s in base)
     kinds = {(a.status, a.type) for _, a in _specs(base)}
     assert REQUIRED <= kinds, REQUIRED - kinds
