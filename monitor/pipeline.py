@@ -31,8 +31,9 @@ from monitor.reputation import BetaReputation
 from monitor.schema import Alert
 from monitor.windows import WindowAligner, WindowRound
 
-HISTORY = 16          # certain consensus values kept per group
+HISTORY = 72          # certain consensus values kept per group (covers two middle memories)
 ANCHOR_MAX_AGE = 240  # windows a pre-jump consensus is trusted as the reference
+TAKEOVER_GAP = 2.0    # camps this many device sigmas apart are checked for a take-over
 
 DETECTOR_OF_TYPE = {"stuck": "StuckDetector", "replay": "ReplayDetector", "spike": "SpikeDetector",
                     "noise": "VarianceCusum", "bias": "MeanShiftCusum", "drift": "MeanShiftCusum"}
@@ -290,20 +291,22 @@ class Pipeline:
                 self._learn(rnd, r, g, end, c, m, sp, present[r], out)
 
     def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool:
-        """A set nominated on the short memory right after a jump: is it the camp that stayed
+        """A set nominated on a short memory after a gross jump: is it the camp that stayed
         where the consensus was before the jump (honest devices, with colluders now holding the
         consensus)? Compares the camp and the rest with the last certain consensus from before
         the set's onset (kept as an anchor while the group abstains)."""
         r, g, w = nom.row, int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
         present = rnd.devices[r] >= 0
-        if nom.scale != 0:
+        if nom.scale == 2:  # a reference from hours ago says nothing about a small shift
             return False
         anchor = self._anchor.get(g)
         if anchor is not None and w - anchor[1] > ANCHOR_MAX_AGE:
-            anchor = self._anchor.pop(g)
+            del self._anchor[g]
             anchor = None
+        held = anchor is not None  # a take-over was seen: judge every nomination against the same anchor
         if anchor is None:
-            ok = (self._hist_w[g] >= 0) & (self._hist_w[g] <= w - 1 - round(1 / self.collusion._lam[0]))
+            back = round(1 / self.collusion._lam[nom.scale])
+            ok = (self._hist_w[g] >= 0) & (self._hist_w[g] <= w - 1 - back) & (self._hist_w[g] >= w - 1 - 2 * back)
             if not ok.any():
                 return False
             i = int(np.argmax(np.where(ok, self._hist_w[g], -1)))
@@ -313,7 +316,11 @@ class Pipeline:
         rest = present & ~mem
         if not mem.any() or not rest.any() or not np.isfinite(anchor[0]):
             return False
-        took = abs(float(np.mean(vals[mem])) - anchor[0]) < abs(float(np.median(vals[rest])) - anchor[0])
+        m, o = float(np.mean(vals[mem])), float(np.median(vals[rest]))
+        noise = float(np.median(self.devices.scale(rnd.devices[r][present])))  # the devices' own sigma
+        if not held and (not noise > 0 or abs(m - o) < TAKEOVER_GAP * noise):
+            return False  # only a gross shift can be told from the signal's own movement since then
+        took = abs(m - anchor[0]) < abs(o - anchor[0])
         if took:
             self._anchor[g] = anchor
         return took

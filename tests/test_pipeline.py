@@ -94,13 +94,11 @@ def test_golden_demo_seed_0():
 
 
 GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
-          ('firing', 'consensus', 'uncertain', (), 303, 304),
           ('firing', 'device', 'bias', ('site-02-dev-007',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-008',), 300, 305),
-          ('resolved', 'consensus', 'uncertain', (), 303, 306),
           ('firing', 'device', 'bias', ('site-02-dev-001',), 298, 306),
-          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 392, 393),
-          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 296, 394)]
+          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 294, 392),
+          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 392, 393)]
 
 
 def test_relative_scale_keeps_a_group_wide_noise_change_quiet():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.evaluation.runner import MONITOR
-from monitor.evaluation.scoring import pool_collusion, pool_device_scores
+from monitor.evaluation.scoring import MISSED, TYPE_MAP_NOTES, pool_alert_types, pool_collusion, pool_device_scores
 
 
 def aggregate(results: list[dict]) -> dict:
@@ -42,6 +42,7 @@ def aggregate(results: list[dict]) -> dict:
     return {"runs": len(results), "readings": sum(r["readings"] for r in results), "interval_s": interval,
             "device_days": sum(r["devices"] * r["samples"] * r["interval_s"] / 86400 for r in results),
             "detectors": detectors, "collusion": pool_collusion([r["collusion"] for r in results]),
+            "alert_types": pool_alert_types([r["alert_types"] for r in results if "alert_types" in r]),
             "consensus": consensus, "learner": learner}
 
 
@@ -99,6 +100,7 @@ def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: l
         rows = [[t] + [_f(_div(agg["detectors"][n]["per_type"].get(t, {}).get("delay_median_s"),
                                 agg["interval_s"]), 1) for n in names] for t in types]
         out += ["### Median detection delay per attack type and strength (samples)", "", _table(["attack"] + names, rows), ""]
+    out += alert_type_section(agg.get("alert_types") or {}, agg["interval_s"])
     c = agg["collusion"]
     out += ["### Colluding sets", "",
             _table(["sets", "found (Jaccard ≥ 0.5)", "mean best Jaccard", "collusion alerts", "false collusion alerts",
@@ -128,6 +130,53 @@ def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: l
     return "\n".join(out)
 
 
+def alert_type_section(types: dict, interval: float) -> list[str]:
+    """Markdown lines: type accuracy of the monitor's device alerts on single-device intervals, and the confusion."""
+    per = types.get("per_type") or {}
+    if not per:
+        return []
+    grace = types.get("grace_s")
+    grace_txt = f"{grace / interval:g} samples" if grace is not None and interval else "the same grace"
+    out = ["### Alert types: faults are not attacks", "",
+           f"For every labelled interval of a single device (benign faults and single-device attacks; colluding "
+           f"sets, sybils and benign correlated events are left out), the first of the {MONITOR}'s device alerts "
+           f"on that device overlapping it (up to {grace_txt} after its end, as for recall) gives its type, which "
+           f"is right if it is one the mapping below expects for the truth type (baselines have no types).", ""]
+    rows = []
+    for k, r in per.items():
+        has = bool(r["expected"])
+        rows.append([k, _f(r["events"]), _f(r["detected"]),
+                     f"{r['right']} ({_f(r['right_fraction'], 2, pct=True)})" if has else "–",
+                     _f(r["right_of_detected"], 2, pct=True) if has else "–",
+                     _f(r["right_any"]) if has else "–",
+                     ", ".join(r["expected"]) if has else "none: no such alert type"])
+    out += [_table(["truth type (status)", "intervals", "detected", "first alert of the right type",
+                    "right / detected", "any overlapping alert of the right type", "alert types counted right"],
+                   rows), ""]
+    tot = types.get("totals") or {}
+    line = []
+    for status, name in (("fault", "benign faults"), ("attack", "single-device attacks")):
+        t = tot.get(status) or {}
+        if t.get("events"):
+            line.append(f"{name}: {t['right']}/{t['typed_events']} typed right "
+                        f"({_f(t['right_fraction'], 2, pct=True)}), {t['detected']}/{t['events']} detected")
+    if line:
+        out += ["Totals (rows with an expected type): " + "; ".join(line) + ".", ""]
+    truths = {r["truth"] for r in per.values()}
+    unmatched = types.get("no_matching_type", ())
+    notes = [f"{k}: {v}" for k, v in TYPE_MAP_NOTES.items() if k in truths and k not in unmatched]
+    if notes:
+        out += ["Mapping: " + "; ".join(notes) + ".", ""]
+    if types.get("no_matching_type"):
+        out += ["No matching alert type (the monitor has none for it; the confusion table shows what it gets): "
+                + ", ".join(types["no_matching_type"]) + ".", ""]
+    cols = sorted({t for r in per.values() for t in r["first"] if t != MISSED}) + [MISSED]
+    crow = [[k] + [_f(r["first"].get(t, 0)) if r["first"].get(t) else "·" for t in cols] for k, r in per.items()]
+    out += ["#### Confusion: truth type x type of the first overlapping alert (intervals)", "",
+            _table(["truth type (status)"] + cols, crow), ""]
+    return out
+
+
 def _div(a, b):
     return None if a is None or b is None else a / b
 
@@ -147,6 +196,11 @@ def terminal(agg: dict, title: str) -> None:
     console.print(f"collusion: {c['sets_found']}/{c['sets']} sets found, mean Jaccard {_f(c['jaccard_mean'])}, "
                   f"{c['false_collusion_alerts']} false collusion alerts; benign events clean "
                   f"{_f(c['benign_events_clean_fraction'], 3, pct=True)}")
+    tot = (agg.get("alert_types") or {}).get("totals") or {}
+    parts = [f"{name} {t['right']}/{t['typed_events']}" for status, name in (("fault", "faults"), ("attack", "attacks"))
+             if (t := tot.get(status)) and t.get("events")]
+    if parts:
+        console.print(f"alert types right (first alert, {MONITOR}): " + ", ".join(parts))
     for n, v in agg["consensus"].items():
         if v:
             console.print(f"consensus {n}: bias {_f(v['bias_sigma'], 3)} sigma (worst {_f(v['bias_sigma_max'], 3)}), "

@@ -18,8 +18,9 @@ import numpy as np
 
 from monitor.config import DetectionSettings
 from monitor.evaluation.data import EvalData
-from monitor.evaluation.scoring import (Interval, Truth, runs_to_intervals, score_collusion, score_device_events,
-                                        truth_from_labels)
+from monitor.detectors.device import TYPES as DEVICE_TYPES
+from monitor.evaluation.scoring import (Interval, Truth, expected_alert_types, runs_to_intervals, score_alert_types,
+                                        score_collusion, score_device_events, truth_from_labels)
 from monitor.ingest.decode import DecodedBatch
 from monitor.pipeline import Pipeline, Recording
 from monitor.schema import Alert
@@ -167,6 +168,10 @@ def evaluate(data: EvalData, settings: DetectionSettings | None = None, clean: E
               events=truth.events, event_days=truth.event_days, fault_days=truth.fault_days)
     result["detectors"][MONITOR] = score_device_events(dev_alarms, truth.attacks, **kw)
     result["collusion"] = score_collusion(coll_alarms, truth.sets, truth.event_groups, grace)
+    # alert types (the monitor's own device alerts only: baselines have no types)
+    device_ids = {a.alert_id for a in alerts if a.kind == "device"}
+    result["alert_types"] = score_alert_types([i for i in dev_alarms if i.key in device_ids], truth.singles,
+                                              expected_alert_types(DEVICE_TYPES), grace) | {"grace_s": grace}
     result["cost"][MONITOR] = {"readings_per_s": n_readings / seconds if seconds else float("nan"),
                                "seconds": seconds}
     result["alert_counts"] = _alert_counts(alerts)

@@ -261,6 +261,8 @@ class Truth:
     events: list[Interval] = field(default_factory=list)       # per device
     event_groups: list[Interval] = field(default_factory=list)  # per benign event (members)
     sets: list[Interval] = field(default_factory=list)          # colluding sets (members)
+    singles: list[Interval] = field(default_factory=list)       # single-device attacks and faults: type is
+    #                                                             the bare kind (no strength), key the status
     honest_days: dict[str, float] = field(default_factory=dict)
     fault_days: float = 0.0
     event_days: float = 0.0
@@ -298,6 +300,8 @@ def truth_from_labels(labels: list[dict], t0: float, t_end: float) -> Truth:
         end = float(r["end_ts"]) if r.get("end_ts") is not None else float("inf")
         iv = Interval(r["device_id"], r["group"], start, end, attack_class(r) if status == "attack" else r.get("type"))
         days = (min(end, t_end) - max(start, t0)) / DAY
+        if status in ("attack", "fault") and not r.get("collusion_set") and r.get("type") != "sybil":
+            t.singles.append(Interval(r["device_id"], r["group"], start, end, r.get("type"), key=status))
         if status == "attack":
             t.attacks.append(iv)
             labelled.add(r["device_id"])
@@ -329,3 +333,142 @@ def _group_interval(group: str, key: str, rs: list[dict]) -> Interval:
     end = float("inf") if any(e is None for e in ends) else max(float(e) for e in ends)
     members = tuple(sorted({r["device_id"] for r in rs}))
     return Interval("", group, start, end, rs[0].get("type"), members, key)
+
+
+# ----------------------------------------------------------------------------- alert types
+#: Which device alert types count as the right type for each single-device truth kind (the simulator's
+#: attack and fault kinds, simulators/attacks.py). Only types the monitor can emit count (see
+#: `expected_alert_types`): a kind left with none has no matching alert type, and its row reports
+#: what it gets instead.
+TYPE_MAP: dict[str, tuple[str, ...]] = {
+    "stuck": ("stuck",),
+    "noise": ("noise",),
+    "battery": ("noise",),
+    "spike": ("spike",),
+    "replay": ("replay",),
+    "replay_other": ("replay",),
+    "bias": ("bias",),
+    "drift": ("drift", "bias"),
+    "restart": ("restart",),
+}
+#: Why a mapping is not the identity (shown under the table).
+TYPE_MAP_NOTES: dict[str, str] = {
+    "drift": "a slow ramp is first reported as bias (the shift is seen before its slope), so bias counts too",
+    "battery": "a weakening battery is growing noise: noise",
+    "replay_other": "re-sending another device's readings: replay",
+    "restart": "a restart counts only as restart (a calibration jump after it reported as bias is a fault "
+               "taken for an attack)",
+}
+MISSED = "missed"
+
+
+def expected_alert_types(alert_types, type_map: dict[str, tuple[str, ...]] | None = None) -> dict[str, tuple[str, ...]]:
+    """`TYPE_MAP` restricted to the alert types the monitor emits (``alert_types``).
+
+    >>> expected_alert_types(("stuck", "bias"))["restart"], expected_alert_types(("bias", "drift"))["drift"]
+    ((), ('drift', 'bias'))
+    """
+    known = set(alert_types)
+    return {k: tuple(t for t in v if t in known) for k, v in (type_map or TYPE_MAP).items()}
+
+
+def type_label(truth: Interval) -> str:
+    """The row of a single-device truth interval: its kind and status, e.g. ``stuck (fault)``."""
+    return f"{truth.type} ({truth.key})" if truth.key else str(truth.type)
+
+
+def score_alert_types(alarms: list[Interval], truths: list[Interval], expected: dict[str, tuple[str, ...]],
+                      grace: float = 0.0) -> dict:
+    """Type accuracy of device alerts on single-device truth intervals.
+
+    For every truth interval (``type`` the kind, ``key`` the status), the device
+    alerts on its device overlapping it (its end extended by ``grace``, as for
+    recall) are taken; the type of the first one (earliest start) is recorded,
+    or `MISSED`. It is right if it is one of ``expected[kind]``; ``right_any``:
+    any of the overlapping alerts carried an expected type (a later, more
+    specific verdict). Rows are per kind and status; ``first`` is the row of
+    the confusion table (first alert type -> count). ``events`` lists every
+    interval with its first alert's type and start after the interval's
+    (negative: the alert was already on).
+
+    >>> truths = [Interval("a", "g", 0, 100, "stuck", key="fault"), Interval("b", "g", 0, 100, "bias", key="attack")]
+    >>> alarms = [Interval("a", "g", 10, 20, "bias"), Interval("a", "g", 20, 90, "stuck")]
+    >>> s = score_alert_types(alarms, truths, {"stuck": ("stuck",), "bias": ("bias",)})
+    >>> r = s["per_type"]["stuck (fault)"]
+    >>> r["events"], r["detected"], r["right"], r["right_any"], r["first"]
+    (1, 1, 0, 1, {'bias': 1})
+    >>> s["per_type"]["bias (attack)"]["first"]
+    {'missed': 1}
+    """
+    by_dev: dict[str, list[Interval]] = defaultdict(list)
+    for a in alarms:
+        by_dev[a.device].append(a)
+    for lst in by_dev.values():
+        lst.sort(key=lambda a: a.start)     # stable: alerts starting together keep their order
+    rows: dict[str, dict] = {}
+    events = []
+    for e in truths:
+        ok = tuple(expected.get(e.type, ()))
+        row = rows.setdefault(type_label(e), _type_row(e.type, e.key, ok))
+        hits = [a for a in by_dev.get(e.device, ()) if _overlaps(a, e, grace)]
+        first = (hits[0].type or "untyped") if hits else MISSED
+        right, right_any = first in ok, any(a.type in ok for a in hits)
+        row["events"] += 1
+        row["detected"] += bool(hits)
+        row["right"] += right
+        row["right_any"] += right_any
+        row["first"][first] = row["first"].get(first, 0) + 1
+        events.append({"device": e.device, "group": e.group, "truth": e.type, "status": e.key, "start": e.start,
+                       "end": e.end, "first": first, "first_after_s": hits[0].start - e.start if hits else None,
+                       "right": right, "right_any": right_any})
+    return _type_summary(rows) | {"events": events, "mapping": {k: list(v) for k, v in sorted(expected.items())}}
+
+
+def _type_row(truth: str | None, status: str, expected: tuple[str, ...]) -> dict:
+    return {"truth": truth, "status": status, "expected": list(expected), "events": 0, "detected": 0, "right": 0,
+            "right_any": 0, "first": {}}
+
+
+def _type_summary(rows: dict[str, dict]) -> dict:
+    order = sorted(rows, key=lambda k: (rows[k]["status"] != "fault", str(rows[k]["truth"]), k))
+    per_type = {}
+    for k in order:
+        r = rows[k]
+        has = bool(r["expected"])
+        per_type[k] = r | {
+            "first": dict(sorted(r["first"].items(), key=lambda kv: (kv[0] == MISSED, kv[0]))),
+            "right_fraction": r["right"] / r["events"] if has and r["events"] else float("nan"),
+            "right_of_detected": r["right"] / r["detected"] if has and r["detected"] else float("nan"),
+        }
+    totals = {}
+    for status in ("fault", "attack"):
+        rs = [r for r in rows.values() if r["status"] == status]
+        n = sum(r["events"] for r in rs)
+        typed = [r for r in rs if r["expected"]]
+        totals[status] = {"events": n, "detected": sum(r["detected"] for r in rs),
+                          "typed_events": sum(r["events"] for r in typed),
+                          "right": sum(r["right"] for r in typed),
+                          "right_fraction": (sum(r["right"] for r in typed) / sum(r["events"] for r in typed)
+                                             if sum(r["events"] for r in typed) else float("nan"))}
+    return {"per_type": per_type, "totals": totals,
+            "no_matching_type": sorted({str(r["truth"]) for r in rows.values() if not r["expected"]})}
+
+
+def pool_alert_types(scores: list[dict]) -> dict:
+    """Pool type accuracy over runs: per row, the counts and the confusion counts add."""
+    rows: dict[str, dict] = {}
+    for s in scores:
+        for k, v in s.get("per_type", {}).items():
+            row = rows.setdefault(k, _type_row(v["truth"], v["status"], tuple(v["expected"])))
+            row["expected"] = list(dict.fromkeys(row["expected"] + list(v["expected"])))
+            for n in ("events", "detected", "right", "right_any"):
+                row[n] += v[n]
+            for t, c in v["first"].items():
+                row["first"][t] = row["first"].get(t, 0) + c
+    graces = {s["grace_s"] for s in scores if s.get("grace_s") is not None}
+    mapping: dict[str, list[str]] = {}
+    for s in scores:
+        for k, v in s.get("mapping", {}).items():
+            mapping[k] = list(dict.fromkeys(mapping.get(k, []) + list(v)))
+    return _type_summary(rows) | {"runs": len(scores), "grace_s": graces.pop() if len(graces) == 1 else None,
+                                  "mapping": dict(sorted(mapping.items()))}
