@@ -83,6 +83,7 @@ class DetectionSettings(_Section):
     reputation_good_z: float = Field(2.0, gt=0, description="a window with |z| under this is good evidence for a device")
     quarantine_below: float = Field(0.3, gt=0, lt=1, description="trust under which a device is quarantined (out of the consensus)")
     readmit_above: float = Field(0.8, gt=0, lt=1, description="trust over which a quarantined device is re-admitted")
+    restart_hold: int = Field(30, ge=0, description="windows after a device restart (its sequence numbers started again) in which a shift is reported as part of the restart")
     sybil_min_new: int = Field(3, ge=1, description="new device ids in a burst that raise an input/sybil alert")
     sybil_fraction: float = Field(0.2, gt=0, description="... and at least this fraction of the group's established devices")
     sybil_window: int = Field(10, ge=1, description="windows within which new ids count as one burst")

@@ -23,17 +23,21 @@ from monitor.collusion import CollusionDetector, CollusionEvent
 from monitor.config import DetectionSettings
 from monitor.consensus import robust_consensus
 from monitor.detectors import MeanShiftCusum, ReplayDetector, SlowShiftCusum, SpikeDetector, StuckDetector, VarianceCusum
-from monitor.detectors.device import DeviceMonitor
+from monitor.detectors.device import TYPES, DeviceMonitor
 from monitor.ingest.decode import DecodedBatch
 from monitor.learner import GroupLearner
 from monitor.registry import Registry
 from monitor.reputation import BetaReputation
+from monitor.restarts import RestartTracker
 from monitor.schema import Alert
 from monitor.windows import WindowAligner, WindowRound
 
 HISTORY = 72          # certain consensus values kept per group (covers two middle memories)
 ANCHOR_MAX_AGE = 240  # windows a pre-jump consensus is trusted as the reference
 TAKEOVER_GAP = 2.0    # camps this many device sigmas apart are checked for a take-over
+
+#: the types a ``device`` alert can carry: the detectors' verdicts and restarts (from sequence numbers)
+DEVICE_ALERT_TYPES = TYPES + ("restart",)
 
 DETECTOR_OF_TYPE = {"stuck": "StuckDetector", "replay": "ReplayDetector", "spike": "SpikeDetector",
                     "noise": "VarianceCusum", "bias": "MeanShiftCusum", "drift": "MeanShiftCusum"}
@@ -122,6 +126,8 @@ class Pipeline:
         self._hist = np.full((0, HISTORY), np.nan)
         self._hist_w = np.full((0, HISTORY), -1, np.int64)
         self._anchor: dict[int, list[float]] = {}  # group -> [consensus before a suspected take-over, window]
+        self.restarts = RestartTracker()
+        self._restarted: dict[int, dict] = {}  # device -> open restart alert (plain numbers and strings)
         self._onsets: dict[str, int] = {}  # "<what>:<group>" -> window an open group-level alert began
 
     # ---------------------------------------------------------------- driving
@@ -134,6 +140,9 @@ class Pipeline:
             self.devices.resize(n)
             self.reputation.resize(n)
             self.collusion.resize(n)
+            self.restarts.resize(n)
+            if batch.seq is not None:
+                self._restart_alerts(dev, batch, self.restarts.observe(dev, batch.seq), out)
             groups = self.registry.device_group[dev]
             out.late = self.aligner.add(groups, dev, batch.ts, batch.values, self.registry.device_local[dev])
             grow = self.registry.n_groups - len(self._spread)
@@ -239,9 +248,12 @@ class Pipeline:
                                & (self.devices.learned(devices) >= self.settings.warmup), bad=firing_now | confirmed)
         names = self.registry.device_names
         gnames = self.registry.group_names
+        held = self._hold_after_restart(devices, events, rnd, rows, cols, out) if self._restarted else set()
         for j, pos in enumerate(events.position):
             d = int(devices[pos])
             typ = str(events.types[j])
+            if j in held:
+                continue
             onset_ts = float(events.onset[j]) * W
             g = gnames[int(rnd.groups[rows[pos]])]
             state = "firing" if events.firing[j] else "resolved"
@@ -289,6 +301,71 @@ class Pipeline:
                                                    cons.spread.tolist(), ends)):
             if every == 1 or rnd.windows[r] % every == 0:
                 self._learn(rnd, r, g, end, c, m, sp, present[r], out)
+
+    def _restart_alerts(self, dev: np.ndarray, batch: DecodedBatch, restart: np.ndarray, out: StepResult) -> None:
+        """A ``device/restart`` alert for each device whose sequence numbers started again."""
+        W = self.window_seconds
+        for i in np.flatnonzero(restart):
+            d = int(dev[i])
+            ts = float(batch.ts[i])
+            g = self.registry.group_names[int(self.registry.device_group[d])]
+            old = self._restarted.pop(d, None)
+            if old is not None:  # restarted again before the last one was closed
+                out.alerts.append(self._restart_alert(d, old, "resolved", ts))
+            info = {"onset": ts, "group": g, "until": int(ts // W) + self.settings.restart_hold,
+                    "absorbed": False, "seq": int(batch.seq[i])}
+            self._restarted[d] = info
+            out.alerts.append(self._restart_alert(d, info, "firing", ts))
+
+    def _restart_alert(self, d: int, info: dict, state: str, ts: float) -> Alert:
+        name = self.registry.device_names[d]
+        return make_alert(
+            alert_id=alert_id("device", "restart", info["group"], [name], info["onset"]), state=state, kind="device",
+            type_="restart", group=info["group"], devices=[name], onset_ts=info["onset"], ts=ts,
+            score=1.0 if info["absorbed"] else 0.0,
+            evidence={"detector": "sequence numbers", "seq_after": info["seq"],
+                      "shift_after_restart": info["absorbed"],
+                      "note": "a shift found within restart_hold windows of a restart is reported here, not as bias"})
+
+    def _hold_after_restart(self, devices: np.ndarray, events, rnd: WindowRound, rows: np.ndarray,
+                            cols: np.ndarray, out: StepResult) -> set[int]:
+        """Events to leave out: a bias or drift that starts within the hold after a restart belongs to
+        the restart (a calibration jump). When the hold ends the restart alert resolves; a shift
+        still there then is alerted as what it is, with its own onset."""
+        W = self.window_seconds
+        held: set[int] = set()
+        for j, pos in enumerate(events.position):
+            d = int(devices[pos])
+            info = self._restarted.get(d)
+            if info is None or str(events.types[j]) not in ("bias", "drift"):
+                continue
+            w = int(rnd.windows[rows[pos]])
+            if events.firing[j] and w <= info["until"]:
+                info["absorbed"] = True
+                out.alerts.append(self._restart_alert(d, info, "firing", (w + 1) * W))  # now with the shift
+                held.add(j)
+            elif not events.firing[j] and info["absorbed"]:
+                info["absorbed"] = False  # the shift ended inside the hold
+                held.add(j)
+        for pos in np.flatnonzero(np.isin(devices, list(self._restarted))):
+            d = int(devices[pos])
+            w = int(rnd.windows[rows[pos]])
+            info = self._restarted[d]
+            if w <= info["until"]:
+                continue
+            del self._restarted[d]
+            out.alerts.append(self._restart_alert(d, info, "resolved", (w + 1) * W))
+            if info["absorbed"] and self.devices.firing[d]:  # the shift outlived the hold: say what it is
+                typ = TYPES[int(self.devices._type[d])]
+                onset_ts = float(self.devices._onset[d]) * W
+                out.alerts.append(make_alert(
+                    alert_id=alert_id("device", typ, info["group"], [self.registry.device_names[d]], onset_ts),
+                    state="firing", kind="device", type_=typ, group=info["group"],
+                    devices=[self.registry.device_names[d]], onset_ts=onset_ts, ts=(w + 1) * W,
+                    score=float(self.devices._peak[d]),
+                    evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), "after_restart": True,
+                              "value": float(rnd.values[rows[pos], cols[pos]])}))
+        return held
 
     def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool:
         """A set nominated on a short memory after a gross jump: is it the camp that stayed
@@ -540,6 +617,7 @@ class Pipeline:
             "spread_n": self._spread_n.tolist(),
             "hist": [[None if not np.isfinite(x) else float(x) for x in row] for row in self._hist],
             "hist_w": self._hist_w.tolist(), "anchor": [[g, a] for g, a in self._anchor.items()],
+            "restarts": self.restarts.state_dict(), "restarted": [[d, i] for d, i in self._restarted.items()],
         }
 
     @classmethod
@@ -564,6 +642,9 @@ class Pipeline:
         p._hist = np.array([[np.nan if x is None else x for x in row] for row in hist], dtype=float).reshape(-1, HISTORY)
         p._hist_w = np.array(state.get("hist_w", [[-1] * HISTORY] * len(p._spread)), dtype=np.int64).reshape(-1, HISTORY)
         p._anchor = {int(g): list(a) for g, a in state.get("anchor", [])}
+        if "restarts" in state:
+            p.restarts.load_state_dict(state["restarts"])
+        p._restarted = {int(d): dict(i) for d, i in state.get("restarted", [])}
         return p
 
     def group_view(self) -> dict[str, np.ndarray]:

@@ -257,7 +257,8 @@ class Service:
     def _merge(batches: list[DecodedBatch]) -> DecodedBatch:
         return DecodedBatch(
             device_ids=[d for b in batches for d in b.device_ids], groups=[g for b in batches for g in b.groups],
-            ts=np.concatenate([b.ts for b in batches]), values=np.concatenate([b.values for b in batches]))
+            ts=np.concatenate([b.ts for b in batches]), values=np.concatenate([b.values for b in batches]),
+            seq=np.concatenate([b.seq if b.seq is not None else np.full(len(b), -1, np.int64) for b in batches]))
 
     def _flush(self) -> StepResult:
         self._flushed = True

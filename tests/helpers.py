@@ -15,7 +15,8 @@ def batches(readings: list[dict], size: int):
     for i in range(0, len(readings), size):
         chunk = readings[i:i + size]
         yield DecodedBatch(device_ids=[r["device_id"] for r in chunk], groups=[r["group"] for r in chunk],
-                           ts=np.array([float(r["ts"]) for r in chunk]), values=np.array([float(r["value"]) for r in chunk]))
+                           ts=np.array([float(r["ts"]) for r in chunk]), values=np.array([float(r["value"]) for r in chunk]),
+                           seq=np.array([-1 if r.get("seq") is None else int(r["seq"]) for r in chunk], dtype=np.int64))
 
 
 def run_pipeline(readings: list[dict], batch_size: int = 4000, settings: DetectionSettings | None = None,

@@ -18,11 +18,10 @@ import numpy as np
 
 from monitor.config import DetectionSettings
 from monitor.evaluation.data import EvalData
-from monitor.detectors.device import TYPES as DEVICE_TYPES
 from monitor.evaluation.scoring import (Interval, Truth, expected_alert_types, runs_to_intervals, score_alert_types,
                                         score_collusion, score_device_events, truth_from_labels)
 from monitor.ingest.decode import DecodedBatch
-from monitor.pipeline import Pipeline, Recording
+from monitor.pipeline import DEVICE_ALERT_TYPES as DEVICE_TYPES, Pipeline, Recording
 from monitor.schema import Alert
 
 MONITOR = "poison-monitor"
@@ -42,7 +41,9 @@ def _batches(readings: Iterable[dict], size: int) -> Iterable[DecodedBatch]:
 def _decoded(chunk: list[dict]) -> DecodedBatch:
     return DecodedBatch(device_ids=[r["device_id"] for r in chunk], groups=[r["group"] for r in chunk],
                         ts=np.fromiter((float(r["ts"]) for r in chunk), float, len(chunk)),
-                        values=np.fromiter((float(r["value"]) for r in chunk), float, len(chunk)))
+                        values=np.fromiter((float(r["value"]) for r in chunk), float, len(chunk)),
+                        seq=np.fromiter((-1 if r.get("seq") is None else int(r["seq"]) for r in chunk), np.int64,
+                                        len(chunk)))
 
 
 def run_monitor(data: EvalData, settings: DetectionSettings, batch_size: int = 20_000,

@@ -34,6 +34,7 @@ class DecodedBatch:
     groups: list[str] = field(default_factory=list)
     ts: np.ndarray = field(default_factory=lambda: np.empty(0))
     values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    seq: np.ndarray | None = None  # int64 per reading, -1 where the message had none (None: no column)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     messages: int = 0
 
@@ -57,6 +58,7 @@ def decode_messages(
     groups: list[str] = []
     ts: list[float] = []
     values: list[float] = []
+    seqs: list[int] = []
     dead: list[DeadLetter] = []
     count = 0
     for msg in messages:
@@ -96,11 +98,13 @@ def decode_messages(
             groups.append(reading.group)
             ts.append(reading.ts)
             values.append(reading.value)
+            seqs.append(-1 if reading.seq is None else reading.seq)
     return DecodedBatch(
         device_ids=device_ids,
         groups=groups,
         ts=np.asarray(ts, dtype=np.float64),
         values=np.asarray(values, dtype=np.float64),
+        seq=np.asarray(seqs, dtype=np.int64),
         dead_letters=dead,
         messages=count,
     )
