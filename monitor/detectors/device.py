@@ -125,9 +125,8 @@ class DeviceMonitor:
         events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], (scale * u)[warm])
         # learn (every window while warming up, then only clean ones)
         pos, neg = self.cusum.sides(d)
-        slow_pos, slow_neg = self.slow.sides(d)
         clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
-                         & (np.maximum(slow_pos, slow_neg) < 0.5 * self.slow.h) & (np.abs(z) < self.cusum.clip))
+                         & (np.abs(z) < self.cusum.clip))
         if learn is not None:
             clean &= learn
         self._learn(d[clean], r[clean], cvar[clean])

@@ -46,7 +46,7 @@ ANOMALY = {
 
 
 # false alarm episodes allowed in the 20,000 honest device-windows below: each detector's design rate
-# (SlowShiftCusum: about one per 300,000 windows, see benchmarks/cusum_arl.py), with room for chance
+# (SlowShiftCusum: about one per 60,000 windows, see benchmarks/cusum_arl.py), with room for chance
 QUIET_BUDGET = {SlowShiftCusum: 1}
 
 
