@@ -209,6 +209,7 @@ class CollusionDetector:
 
     def nominate(self, group: int, window: int, nom: Nomination) -> None:
         """Open a set from a nomination (it is held until confirmed)."""
+        self._split.discard(group)  # one camp is named: the consensus has the other
         onset = float(max(window - round(1.0 / self._lam[nom.scale]), 0))
         self._active[group] = CollusionSet(group=group, direction=nom.direction, onset=onset,
                                            members=[int(m) for m in nom.members], score=nom.evidence,

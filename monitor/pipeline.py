@@ -142,7 +142,7 @@ class Pipeline:
             self.collusion.resize(n)
             self.restarts.resize(n)
             if batch.seq is not None:
-                self._restart_alerts(dev, batch, self.restarts.observe(dev, batch.seq), out)
+                self._restart_alerts(dev, batch, self.restarts.observe(dev, batch.seq, batch.ts), out)
             groups = self.registry.device_group[dev]
             out.late = self.aligner.add(groups, dev, batch.ts, batch.values, self.registry.device_local[dev])
             grow = self.registry.n_groups - len(self._spread)
@@ -227,7 +227,10 @@ class Pipeline:
         cvar = self._consensus_var(rnd, cons.weight)
         fallback = cons.uncertain & (present.sum(axis=1) >= self.settings.min_devices)
         if fallback.any():
-            every = np.where(present[fallback], rnd.values[fallback] - offsets[fallback], np.nan)
+            # every present device but the members of colluding sets (a named camp never judges the other)
+            members = self.collusion.members()
+            usable = present[fallback] & ~np.isin(rnd.devices[fallback], members) if len(members) else present[fallback]
+            every = np.where(usable, rnd.values[fallback] - offsets[fallback], np.nan)
             fb = robust_consensus(every, min_devices=self.settings.min_devices, cutoff=self.settings.consensus_cutoff)
             against_m[fallback] = fb.leave_one_out(every)
             cvar[fallback] = self._consensus_var(rnd, fb.weight, rows=fallback)

@@ -11,8 +11,10 @@ from tests.helpers import run_pipeline
 def test_late_readings_are_not_restarts_and_state_carries_over_batches():
     t = RestartTracker(min_drop=32)
     t.resize(3)
-    assert not t.observe(np.array([0, 0, 0, 1]), np.array([100, 101, 97, 5])).any()  # 97: late by 4
-    assert t.observe(np.array([1, 0, 2]), np.array([6, 0, -1])).tolist() == [False, True, False]
+    late = t.observe(np.array([0, 0, 0, 1, 0]), np.array([100, 101, 97, 5, 40]),
+                     np.array([100.0, 101.0, 97.0, 5.0, 40.0]))  # 97: late by 4; 40: forwarded after a gap
+    assert not late.any()
+    assert t.observe(np.array([1, 0, 2]), np.array([6, 0, -1]), np.array([6.0, 300.0, 1.0])).tolist() == [False, True, False]
     assert t.state_dict()["last"][:3] == [0, 6, -1]
 
 
