@@ -134,6 +134,10 @@ class CollusionDetector:
         zc = np.clip(z, -self.clip, self.clip)[:, None]
         self._ewma[devices] += self._lam[None, :] * (zc - self._ewma[devices])
 
+    def memory_of(self, scale: int) -> int:
+        """Windows of memory of one of the three running means."""
+        return round(1.0 / self._lam[scale])
+
     def standing(self, devices: np.ndarray, scale: int) -> np.ndarray:
         """Each device's mean residual at one memory, in standard errors."""
         return self._ewma[devices, scale] / self._se[scale]
@@ -164,9 +168,14 @@ class CollusionDetector:
         """Rows of a window round (``devices``: (R, C) indices, -1 absent; ``scored``: (R, C) bool;
         ``windows``: (R,) window of each row) whose group has no active set and is not cooling
         down, where a set stands out."""
-        w = np.full(len(groups), np.iinfo(np.int64).max) if windows is None else windows
-        free = np.array([g not in self._active and self._blocked.get(g, -1) < wi
-                         for g, wi in zip(groups.tolist(), w.tolist())], dtype=bool)
+        free = np.ones(len(groups), bool)
+        if self._active:
+            free &= ~np.isin(groups, list(self._active))
+        if self._blocked and windows is not None:
+            blocked = np.array(list(self._blocked.items()), dtype=np.int64)  # (group, until)
+            hit = np.isin(groups, blocked[:, 0])
+            until = dict(self._blocked)
+            free[hit] &= np.array([until[int(g)] for g in groups[hit]]) < windows[hit]
         if not free.any():
             return []
         rows = np.flatnonzero(free)
@@ -192,11 +201,9 @@ class CollusionDetector:
                 better = res.evidence > best
                 best = np.where(better, res.evidence, best)
                 how[better] = (s, direction)
-        for g, is_split in zip(groups[rows].tolist(), split.tolist()):
-            if is_split:
-                self._split.add(g)
-            else:
-                self._split.discard(g)
+        scanned = groups[rows]
+        self._split -= set(scanned[~split].tolist())
+        self._split |= set(scanned[split].tolist())
         out = []
         for i in np.flatnonzero((best >= self.threshold) & ~split):
             s, direction = int(how[i, 0]), int(how[i, 1])
@@ -210,7 +217,7 @@ class CollusionDetector:
     def nominate(self, group: int, window: int, nom: Nomination) -> None:
         """Open a set from a nomination (it is held until confirmed)."""
         self._split.discard(group)  # one camp is named: the consensus has the other
-        onset = float(max(window - round(1.0 / self._lam[nom.scale]), 0))
+        onset = float(max(window - self.memory_of(nom.scale), 0))
         self._active[group] = CollusionSet(group=group, direction=nom.direction, onset=onset,
                                            members=[int(m) for m in nom.members], score=nom.evidence,
                                            scale=nom.scale, nominated=window,

@@ -186,6 +186,7 @@ class Pipeline:
     def _round(self, rnd: WindowRound, out: StepResult) -> None:
         W = self.window_seconds
         present = rnd.devices >= 0
+        members = self.collusion.members()  # the sets as they stand before this round's scan
         untrusted = self._untrusted(rnd.devices)
         # probation: a device still warming up enters the consensus only while its group has too few
         # established ones (a fresh fleet); trust is earned, so a flood of new ids cannot move it
@@ -228,7 +229,6 @@ class Pipeline:
         fallback = cons.uncertain & (present.sum(axis=1) >= self.settings.min_devices)
         if fallback.any():
             # every present device but the members of colluding sets (a named camp never judges the other)
-            members = self.collusion.members()
             usable = present[fallback] & ~np.isin(rnd.devices[fallback], members) if len(members) else present[fallback]
             every = np.where(usable, rnd.values[fallback] - offsets[fallback], np.nan)
             fb = robust_consensus(every, min_devices=self.settings.min_devices, cutoff=self.settings.consensus_cutoff)
@@ -240,7 +240,7 @@ class Pipeline:
         against = against_m[rows, cols]
         warm = self.devices.learned(devices) >= self.settings.warmup
         # never learn from what was flagged: members of a colluding set (nominated or alerted) keep their offsets
-        in_set = np.isin(devices, self.collusion.members())
+        in_set = np.isin(devices, members)
         events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
                                      learn=~cons.uncertain[rows] & ~in_set, unit=unit[rows, 0])
         # reputation evidence from every scored window (in an uncertain one, against the fallback), so that
@@ -285,11 +285,9 @@ class Pipeline:
         slot = rnd.windows[certain] % HISTORY
         self._hist[rnd.groups[certain], slot] = cons.value[certain]
         self._hist_w[rnd.groups[certain], slot] = rnd.windows[certain]
-        active = {s.group for s in self.collusion.active()}
-        for r in range(len(rnd.groups)):
+        active = [st.group for st in self.collusion.active()]
+        for r in np.flatnonzero(scored & np.isin(rnd.groups, active)) if active else ():
             g = int(rnd.groups[r])
-            if not scored[r] or g not in active:
-                continue
             sel = (rows == r) & warm
             evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], events.z[sel], events.scale[sel])
             for ev in evs:
@@ -359,13 +357,13 @@ class Pipeline:
             del self._restarted[d]
             out.alerts.append(self._restart_alert(d, info, "resolved", (w + 1) * W))
             if info["absorbed"] and self.devices.firing[d]:  # the shift outlived the hold: say what it is
-                typ = TYPES[int(self.devices._type[d])]
-                onset_ts = float(self.devices._onset[d]) * W
+                typ, onset, peak = self.devices.verdict(d)
+                onset_ts = onset * W
                 out.alerts.append(make_alert(
                     alert_id=alert_id("device", typ, info["group"], [self.registry.device_names[d]], onset_ts),
                     state="firing", kind="device", type_=typ, group=info["group"],
                     devices=[self.registry.device_names[d]], onset_ts=onset_ts, ts=(w + 1) * W,
-                    score=float(self.devices._peak[d]),
+                    score=peak,
                     evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), "after_restart": True,
                               "value": float(rnd.values[rows[pos], cols[pos]])}))
         return held
@@ -385,7 +383,7 @@ class Pipeline:
             anchor = None
         held = anchor is not None  # a take-over was seen: judge every nomination against the same anchor
         if anchor is None:
-            back = round(1 / self.collusion._lam[nom.scale])
+            back = self.collusion.memory_of(nom.scale)
             ok = (self._hist_w[g] >= 0) & (self._hist_w[g] <= w - 1 - back) & (self._hist_w[g] >= w - 1 - 2 * back)
             if not ok.any():
                 return False
@@ -508,7 +506,7 @@ class Pipeline:
                       "members": len(members), "shift_chi2_per_df": round(s.homogeneity, 3),
                       "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
                       "scan_evidence": round(s.score, 3),
-                      "memory_windows": int(round(self.collusion.memory * (0.25, 1, 4)[s.scale])),
+                      "memory_windows": self.collusion.memory_of(s.scale),
                       "nominated_ts": (s.nominated + 1) * W})
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, plain: float, spread: float,

@@ -81,7 +81,7 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     # values above the cap are the first n_over ones (sorted): replace their sum by n_over * cap
     head = np.take_along_axis(np.c_[np.zeros(R), top], n_over, axis=1)
     capped = top - head + n_over * cap
-    med = np.nanmedian(np.where(valid, u, np.nan), axis=1) if (n > 0).all() else _median(u, valid)
+    med = _median(u, valid)
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = capped / ks[None, :] - med[:, None]
         t = diff / np.sqrt(1.0 / ks[None, :] + np.pi / (2.0 * np.maximum(n[:, None], 1)))

@@ -97,6 +97,10 @@ class DeviceMonitor:
         """How many windows each device has learned from."""
         return self._n[devices]
 
+    def verdict(self, device: int) -> tuple[str, float, float]:
+        """The current alarm of one device: type, onset window and peak score."""
+        return TYPES[int(self._type[device])], float(self._onset[device]), float(self._peak[device])
+
     def offset(self, devices: np.ndarray) -> np.ndarray:
         """Learned calibration offset (mean residual against the consensus, in the unit it was learned in)."""
         return self._mean[devices]
