@@ -6,7 +6,11 @@ keeps the collusion detector's running means at its three memories, scans
 both directions every window and prints, per evidence threshold, the number
 of episodes above it per 100,000 group-windows.
 
-    python benchmarks/scan_null.py --devices 20 --groups 200 --windows 5000 --seed 0
+    python benchmarks/scan_null.py --devices 20 --groups 200 --windows 5000 --seed 0 [--spread 0.5]
+
+With ``--spread s`` the devices' noise levels are drawn from U(1 - s, 1 + s)
+(as the simulator's) and the scan is given each device's level relative to
+its group's median, as the pipeline does.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=5000)
     ap.add_argument("--memory", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--spread", type=float, default=0.0, help="device noise levels U(1 - s, 1 + s); 0: all equal")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     n, G, T = a.devices, a.groups, a.windows
     lams = 1.0 / np.array([a.memory / 4, a.memory, 4 * a.memory])
     e = np.zeros((3, G, n))
     best = np.full((T, G), -np.inf)
+    level = rng.uniform(1 - a.spread, 1 + a.spread, (G, n))
+    scale = level / np.median(level, axis=1, keepdims=True) if a.spread > 0 else None
     for t in range(T):
         x = rng.standard_normal((G, n))
         loo = (x.sum(1, keepdims=True) - x) / (n - 1)
@@ -41,7 +48,7 @@ def main() -> None:
                 continue
             u = e[i] / np.sqrt(lam / (2 - lam))
             for sign in (1, -1):
-                best[t] = np.maximum(best[t], subset_scan(sign * u, 2, 0.5).evidence)
+                best[t] = np.maximum(best[t], subset_scan(sign * u, 2, 0.5, scale=scale).evidence)
     for c in (6, 8, 10, 12):
         ex = best > c
         episodes = (ex[1:] & ~ex[:-1]).sum() + ex[0].sum()

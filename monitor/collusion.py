@@ -106,16 +106,17 @@ class CollusionDetector:
     def __init__(self, min_members: int = 2, max_fraction: float = 0.5, threshold: float = 10.0, memory: int = 32,
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
                  confirm: int = 90, tolerance: float = 0.1, homogeneity: float = 2.5, cooldown: int = 60,
-                 split: float = 0.6, split_ratio: float = 1.5) -> None:
+                 split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
-                and 0 < split <= 1 and split_ratio >= 1):
+                and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
+        self.extend_z = extend_z
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -164,10 +165,11 @@ class CollusionDetector:
         return [s for s in self._active.values() if s.confirmed]
 
     def scan(self, devices: np.ndarray, scored: np.ndarray, groups: np.ndarray,
-             windows: np.ndarray | None = None) -> list[Nomination]:
+             windows: np.ndarray | None = None, noise: np.ndarray | None = None) -> list[Nomination]:
         """Rows of a window round (``devices``: (R, C) indices, -1 absent; ``scored``: (R, C) bool;
         ``windows``: (R,) window of each row) whose group has no active set and is not cooling
-        down, where a set stands out."""
+        down, where a set stands out. ``noise``: (R, C) each device's own noise level (value
+        units): sets are then sought as one shift in value units (see `subset_scan`)."""
         free = np.ones(len(groups), bool)
         if self._active:
             free &= ~np.isin(groups, list(self._active))
@@ -185,16 +187,20 @@ class CollusionDetector:
         best = np.full(len(rows), -np.inf)
         how = np.zeros((len(rows), 2), int)  # (scale, direction)
         split = np.zeros(len(rows), bool)
+        rel = None
+        if noise is not None:  # each device's noise relative to its group's median
+            lv = np.where(ok & (noise[rows] > 0), noise[rows], np.nan)
+            with np.errstate(invalid="ignore"):
+                med = np.nanmedian(np.where(np.isnan(lv).all(axis=1, keepdims=True), 1.0, lv), axis=1, keepdims=True)
+            rel = lv / med
         for s in range(3):
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
-            up = subset_scan(u, self.min_members, self.max_fraction, self.winsor)
-            down = subset_scan(-u, self.min_members, self.max_fraction, self.winsor)
+            up = subset_scan(u, self.min_members, self.max_fraction, self.winsor, scale=rel)
+            down = subset_scan(-u, self.min_members, self.max_fraction, self.winsor, scale=rel)
             # two opposite camps, together most of the group, deviating by about as much each: no way to
             # tell which is honest (a minority set moves by more than the majority it pulls)
             with np.errstate(divide="ignore", invalid="ignore"):
-                var = lambda k: 1.0 / np.maximum(k, 1) + np.pi / (2.0 * np.maximum(n, 1))  # noqa: E731
-                dev_up, dev_down = up.stat * np.sqrt(var(up.k)), down.stat * np.sqrt(var(down.k))
-                ratio = np.maximum(dev_up, dev_down) / np.minimum(dev_up, dev_down)
+                ratio = np.maximum(up.shift, down.shift) / np.minimum(up.shift, down.shift)
             split |= ((up.evidence >= self.threshold) & (down.evidence >= self.threshold)
                       & (up.k + down.k >= self.split * n) & (ratio <= self.split_ratio))
             for direction, res in ((1, up), (-1, down)):
@@ -208,11 +214,29 @@ class CollusionDetector:
         for i in np.flatnonzero((best >= self.threshold) & ~split):
             s, direction = int(how[i, 0]), int(how[i, 1])
             u = np.where(ok[i], self._ewma[d[i], s] / self._se[s], np.nan)[None, :]
-            res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor)
+            r = None if rel is None else rel[i][None, :]
+            res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor, scale=r)
+            cols = self._extend(direction * u[0], None if r is None else r[0], res)
             out.append(Nomination(row=int(rows[i]), direction=direction, scale=s,
-                                  members=devices[rows[i], res.members(0)].astype(np.int64),
-                                  evidence=float(best[i])))
+                                  members=devices[rows[i], cols].astype(np.int64), evidence=float(best[i])))
         return out
+
+    def _extend(self, u: np.ndarray, rel: np.ndarray | None, res) -> np.ndarray:
+        """The scan's set, and after it (in its order) every further device standing out from the
+        group's median by ``extend_z`` of its own standard errors in the set's direction, up to
+        ``max_fraction`` of the group: the scan stops at the set that first crosses the threshold,
+        often its luckiest members; the others are out as clearly, only with less evidence."""
+        k = int(res.k[0])
+        valid = np.isfinite(u)
+        n = int(valid.sum())
+        r = np.ones(len(u)) if rel is None else np.where(valid, rel, 1.0)
+        m = np.where(valid, u * r, np.nan)          # value units, in the group's typical standard errors
+        med = float(np.nanmedian(m))
+        order = res.order[0, :n]
+        rest = order[k:]
+        out = (m[rest] - med) / r[rest] >= self.extend_z
+        room = max(int(np.floor(self.max_fraction * n)) - k, 0)
+        return np.r_[order[:k], rest[out][:room]]
 
     def nominate(self, group: int, window: int, nom: Nomination) -> None:
         """Open a set from a nomination (it is held until confirmed)."""

@@ -53,6 +53,8 @@ class Recording:
     plain_mean: list[float] = field(default_factory=list)  # mean of every reading, trusted or not
     guarded: list[float] = field(default_factory=list)     # guarded learner's forecast (before learning)
     shadow: list[float] = field(default_factory=list)      # unguarded shadow's forecast
+    isolated: list[tuple[str, float]] = field(default_factory=list)  # (device, window start) it left the consensus
+    #                                                                    as a member of a colluding set
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Pipeline:
                  record: bool = False) -> None:
         self.settings = settings
         self.recording = Recording() if record else None
+        self._isolated_before: set[int] = set()
         self.window_seconds = window_seconds or settings.window_seconds
         if self.window_seconds is None:
             raise ValueError("detection.window_seconds is not set and was not inferred")
@@ -111,7 +114,7 @@ class Pipeline:
         self.collusion = CollusionDetector(
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,
             threshold=s.collusion_threshold, memory=s.collusion_memory, winsor=s.collusion_winsor, clip=s.clip,
-            join_z=s.collusion_join_z,
+            join_z=s.collusion_join_z, extend_z=s.collusion_extend_z,
             confirm=max(10, round(s.collusion_confirm_seconds / self.window_seconds)),
             tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
@@ -187,6 +190,8 @@ class Pipeline:
         W = self.window_seconds
         present = rnd.devices >= 0
         members = self.collusion.members()  # the sets as they stand before this round's scan
+        if self.recording is not None:
+            self._record_isolated(rnd, members)
         untrusted = self._untrusted(rnd.devices)
         # probation: a device still warming up enters the consensus only while its group has too few
         # established ones (a fresh fleet); trust is earned, so a flood of new ids cannot move it
@@ -274,7 +279,8 @@ class Pipeline:
         self.collusion.observe(devices[warm], events.z[warm])
         in_scan = np.zeros(rnd.devices.shape, bool)
         in_scan[rows[warm], cols[warm]] = True
-        for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows):
+        noise = self.devices.scale(np.maximum(rnd.devices, 0)) if self.settings.collusion_value_units else None
+        for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows, noise=noise):
             g, w = int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
             if self._took_over(rnd, nom, offsets):
                 self.collusion.mark_split(g)  # the nominated camp looks like the honest one: abstain
@@ -302,6 +308,20 @@ class Pipeline:
                                                    cons.spread.tolist(), ends)):
             if every == 1 or rnd.windows[r] % every == 0:
                 self._learn(rnd, r, g, end, c, m, sp, present[r], out)
+
+    def _record_isolated(self, rnd: WindowRound, members: np.ndarray) -> None:
+        """Record the devices that leave the consensus in this round as members of a colluding set."""
+        now = set(members.tolist())
+        new = now - self._isolated_before
+        self._isolated_before = now
+        if new:
+            row = {int(g): r for r, g in enumerate(rnd.groups.tolist())}
+            for d in sorted(new):
+                r = row.get(int(self.registry.device_group[d]))
+                if r is not None:
+                    self.recording.isolated.append((self.registry.device_names[d], float(rnd.windows[r] * self.window_seconds)))
+                else:  # its group has no window in this round: it is isolated from its group's next one
+                    self._isolated_before.discard(d)
 
     def _restart_alerts(self, dev: np.ndarray, batch: DecodedBatch, restart: np.ndarray, out: StepResult) -> None:
         """A ``device/restart`` alert for each device whose sequence numbers started again."""

@@ -44,6 +44,7 @@ class ScanResult:
     k: np.ndarray          # (R,) set size that reached it (0 where none)
     order: np.ndarray      # (R, C) column order, most deviating first
     stat: np.ndarray       # (R,) T_k of that set
+    shift: np.ndarray      # (R,) the set's (weighted) mean minus the group median, in the units of ``u``
 
     def members(self, row: int) -> np.ndarray:
         """Column indices of the best set of a row."""
@@ -59,11 +60,33 @@ def log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
 
-def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor: float = 1.5) -> ScanResult:
-    """The most deviating set of each row, high side (negate ``u`` for the low side)."""
+def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor: float = 1.5,
+                scale: np.ndarray | None = None) -> ScanResult:
+    """The most deviating set of each row, high side (negate ``u`` for the low side).
+
+    ``scale``: each device's noise level relative to its group's typical one
+    (1 where not given). Colluders share one shift in *value* units, which is
+    a larger shift in standard errors for a quiet device than for a noisy one;
+    with ``scale``, each value is first put in value units (``u * scale``, of
+    variance ``scale**2``), sets are the largest of those, the cap is on the
+    value-unit shift, and a set's mean is weighted by ``1 / scale**2`` (the
+    likelihood ratio test of one common shift), so its statistic is N(0, 1)
+    again for any fixed set of honest devices.
+
+    >>> u = np.array([[6.0, 2.0, 0.3, -0.2, 0.1, -0.5, 0.4, 0.0, -0.3, 0.2]])
+    >>> r = np.array([[0.5, 1.5, 1, 1, 1, 1, 1, 1, 1, 1]])  # one shift of 3: 6 for a quiet device, 2 for a noisy one
+    >>> plain, weighted = subset_scan(u, 2, 0.5), subset_scan(u, 2, 0.5, scale=r)
+    >>> round(float(plain.evidence[0]), 1), round(float(weighted.evidence[0]), 1), int(weighted.k[0])
+    (1.3, 6.8, 2)
+    """
     u = np.atleast_2d(np.asarray(u, dtype=float))
     R, C = u.shape
     valid = np.isfinite(u)
+    if scale is not None:
+        r = np.where(valid, np.atleast_2d(np.asarray(scale, dtype=float)), 1.0)
+        valid &= np.isfinite(r) & (r > 0)
+        r = np.where(valid, r, 1.0)
+        u = u * r
     n = valid.sum(axis=1)
     order = np.argsort(np.where(valid, -u, np.inf), axis=1, kind="stable")
     v = np.take_along_axis(np.where(valid, u, 0.0), order, axis=1)           # descending, zeros past n
@@ -71,26 +94,30 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     k_max = np.floor(max_fraction * n).astype(int)
     allowed = (ks[None, :] >= min_k) & (ks[None, :] <= k_max[:, None]) & (ks[None, :] < n[:, None])
     if not allowed.any():
-        return ScanResult(np.full(R, -np.inf), np.zeros(R, int), order, np.zeros(R))
-    top = np.cumsum(v, axis=1)                                               # sum of the top k
-    # cap every member at the weakest member + winsor: sum_i min(v_i, v_k + winsor) over the top k
+        return ScanResult(np.full(R, -np.inf), np.zeros(R, int), order, np.zeros(R), np.zeros(R))
+    w = np.ones((R, C)) if scale is None else np.take_along_axis(np.where(valid, 1.0 / (r * r), 0.0), order, axis=1)
+    top = np.cumsum(w * v, axis=1)                                           # weighted sum of the top k
+    wsum = np.cumsum(w, axis=1)
+    # cap every member at the weakest member + winsor: sum_i w_i min(v_i, v_k + winsor) over the top k
     cap = v + winsor                                                         # (R, K): cap for set size k
     over = v[:, :, None] > cap[:, None, :]                                   # [r, i, k]: member i above cap k
     inside = ks[:, None] <= ks[None, :]                                      # i (1-based) within the top k
     n_over = (over & inside[None]).sum(axis=1)                               # (R, K)
-    # values above the cap are the first n_over ones (sorted): replace their sum by n_over * cap
+    # values above the cap are the first n_over ones (sorted): replace their sum by their weight * cap
     head = np.take_along_axis(np.c_[np.zeros(R), top], n_over, axis=1)
-    capped = top - head + n_over * cap
+    head_w = np.take_along_axis(np.c_[np.zeros(R), wsum], n_over, axis=1)
+    capped = top - head + head_w * cap
     med = _median(u, valid)
     with np.errstate(divide="ignore", invalid="ignore"):
-        diff = capped / ks[None, :] - med[:, None]
-        t = diff / np.sqrt(1.0 / ks[None, :] + np.pi / (2.0 * np.maximum(n[:, None], 1)))
+        diff = capped / wsum - med[:, None]
+        t = diff / np.sqrt(1.0 / wsum + np.pi / (2.0 * np.maximum(n[:, None], 1)))
         ev = np.where(allowed & (t > 0), 0.5 * t * t - log_choose(n[:, None], ks[None, :]), -np.inf)
     best = np.argmax(ev, axis=1)
     rows = np.arange(R)
     evidence = ev[rows, best]
     k = np.where(np.isfinite(evidence), best + 1, 0)
-    return ScanResult(evidence=evidence, k=k, order=order, stat=np.where(k > 0, t[rows, best], 0.0))
+    return ScanResult(evidence=evidence, k=k, order=order, stat=np.where(k > 0, t[rows, best], 0.0),
+                      shift=np.where(k > 0, diff[rows, best], 0.0))
 
 
 def _median(u: np.ndarray, valid: np.ndarray) -> np.ndarray:

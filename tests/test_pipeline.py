@@ -97,8 +97,8 @@ GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
           ('firing', 'device', 'bias', ('site-02-dev-007',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-008',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-001',), 298, 306),
-          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 294, 392),
-          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 395, 396)]
+          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 295, 393),
+          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 413, 414)]
 
 
 def test_relative_scale_keeps_a_group_wide_noise_change_quiet():

@@ -108,6 +108,7 @@ def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: l
                    [[_f(c["sets"]), _f(c["sets_found"]), _f(c["jaccard_mean"]), _f(c["collusion_alerts"]),
                      _f(c["false_collusion_alerts"]), _f(c["precision"]), _f(c["recall"]), _f(c["f1"]),
                      _f(c["delay_median_s"], 0), _f(c["benign_events_clean_fraction"], 3, pct=True)]]), ""]
+    out += isolation_section(c.get("isolation") or {}, agg["interval_s"])
     if agg["consensus"]:
         rows = [[f"**{n}**" if n == MONITOR else n, _f(v.get("bias_sigma"), 3), _f(v.get("bias_sigma_max"), 3),
                  _f(v.get("rmse_sigma"), 3), _f(v.get("rmse_truth_sigma"), 3), _f(v.get("uncertain_fraction"), 3)]
@@ -196,6 +197,12 @@ def terminal(agg: dict, title: str) -> None:
     console.print(f"collusion: {c['sets_found']}/{c['sets']} sets found, mean Jaccard {_f(c['jaccard_mean'])}, "
                   f"{c['false_collusion_alerts']} false collusion alerts; benign events clean "
                   f"{_f(c['benign_events_clean_fraction'], 3, pct=True)}")
+    iso = c.get("isolation") or {}
+    if iso.get("sets"):
+        console.print(f"isolation: {iso['isolated']}/{iso['sets']} sets half out of the consensus, median after "
+                      f"{_f(_div(iso['delay_median_s'], agg['interval_s']), 1)} samples; " + ", ".join(
+                          f"{k}: {v['isolated']}/{v['sets']} at {_f(_div(v['delay_median_s'], agg['interval_s']), 1)}"
+                          for k, v in iso.get("per_class", {}).items()))
     tot = (agg.get("alert_types") or {}).get("totals") or {}
     parts = [f"{name} {t['right']}/{t['typed_events']}" for status, name in (("fault", "faults"), ("attack", "attacks"))
              if (t := tot.get(status)) and t.get("events")]
@@ -209,6 +216,19 @@ def terminal(agg: dict, title: str) -> None:
         lr = agg["learner"]
         console.print(f"learner damage: guarded {_f(lr['guarded_vs_clean'], 2, pct=True)}, "
                       f"unguarded {_f(lr['unguarded_vs_clean'], 2, pct=True)}")
+
+
+def isolation_section(iso: dict, interval_s: float) -> list[str]:
+    """When colluding sets left the consensus (before any alert: a nominated set is isolated at once)."""
+    if not iso.get("sets"):
+        return []
+    rows = [[str(k), _f(v["sets"]), _f(v["isolated"]), _f(_div(v["delay_median_s"], interval_s), 1)]
+            for k, v in [("all sets", iso)] + list(iso.get("per_class", {}).items())]
+    return ["#### Isolation: when each set left the consensus", "",
+            "A set counts as isolated when half its members have been taken out of the consensus as members of a "
+            "nominated or alerted set; delay from the set's start to that moment (the collusion alert itself waits "
+            "for confirmation, see above).", "",
+            _table(["sets", "count", "isolated (half the members)", "isolation delay median (samples)"], rows), ""]
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -28,7 +28,7 @@ Conventions (no point adjustment, after Kim et al., AAAI 2022):
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -164,8 +164,35 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
+def isolation_delays(sets: list[Interval], isolated: list[tuple[str, float]], grace: float = 0.0) -> list[dict]:
+    """When each colluding set was taken out of the consensus.
+
+    ``isolated``: (device, time) each time a device left the consensus as a
+    member of a colluding set (nominated or alerted), from the pipeline's
+    recording. A member's delay is from the set's start to its first such time
+    within the set (up to ``grace`` after its end); the set's delay is that of
+    its median member (half the set out), None if fewer than half were.
+
+    >>> sets = [Interval("", "g", 100, 500, "collusion 0.5σ", ("a", "b", "c"))]
+    >>> r = isolation_delays(sets, [("a", 40.0), ("a", 160.0), ("b", 220.0), ("x", 150.0)])[0]
+    >>> r["delay_s"], r["members_isolated"], r["members"]
+    (120.0, 2, 3)
+    """
+    first: dict[str, list[float]] = defaultdict(list)
+    for d, t in isolated:
+        first[d].append(t)
+    out = []
+    for s in sets:
+        delays = sorted(min(t for t in first[d] if s.start <= t < s.end + grace) - s.start
+                        for d in s.members if any(s.start <= t < s.end + grace for t in first[d]))
+        half = (len(s.members) + 1) // 2
+        out.append({"group": s.group, "class": s.type, "members": len(s.members), "members_isolated": len(delays),
+                    "delay_s": delays[half - 1] if len(delays) >= half else None})
+    return out
+
+
 def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[Interval], grace: float = 0.0,
-                    match: float = 0.5) -> dict:
+                    match: float = 0.5, isolated: list[tuple[str, float]] | None = None) -> dict:
     """Colluding sets reported as one alert naming the members.
 
     ``alarms``: collusion alerts (``members`` = the devices named, latest
@@ -173,6 +200,7 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     interval); ``events``: benign correlated events (``members``, interval).
     A set is found if an alert in its group overlapping it names members with
     Jaccard >= ``match``; an alert matching no set is a false collusion alert.
+    With ``isolated`` (see `isolation_delays`), also when each set left the consensus.
 
     >>> s = score_collusion([Interval("", "g", 10, 50, members=("a", "b", "c"))],
     ...                     [Interval("", "g", 0, 100, members=("a", "b", "c", "d"))], [])
@@ -212,8 +240,19 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
         "delay_median_s": med, "delay_p95_s": p95,
         "benign_events": len(events), "benign_events_flagged": flagged_events,
         "benign_events_clean_fraction": 1 - flagged_events / len(events) if events else float("nan"),
-        "raw": {"jaccards": best_j, "delays_s": delays, "matched_alerts": tp},
-    }
+        "raw": {"jaccards": best_j, "delays_s": delays, "matched_alerts": tp,
+                "isolation": isolation_delays(sets, isolated, grace) if isolated is not None else []},
+    } | _isolation_summary(isolation_delays(sets, isolated, grace) if isolated is not None else [])
+
+
+def _isolation_summary(rows: list[dict]) -> dict:
+    """Sets isolated (half their members out of the consensus) and the median delay, overall and per class."""
+    def summary(rs: list[dict]) -> dict:
+        d = [r["delay_s"] for r in rs if r["delay_s"] is not None]
+        return {"sets": len(rs), "isolated": len(d), "delay_median_s": float(np.median(d)) if d else None}
+    classes = sorted({r["class"] for r in rows}, key=str)
+    return {"isolation": summary(rows) | {"per_class": {str(c): summary([r for r in rows if r["class"] == c])
+                                                        for c in classes}, "per_set": rows}}
 
 
 def pool_collusion(scores: list[dict]) -> dict:
@@ -226,7 +265,8 @@ def pool_collusion(scores: list[dict]) -> dict:
     recall = tot("sets_found") / tot("sets") if tot("sets") else float("nan")
     med, p95 = _stats(delays)
     events = tot("benign_events")
-    return {"sets": tot("sets"), "sets_found": tot("sets_found"), "collusion_alerts": alerts,
+    iso = _isolation_summary([r for s in scores for r in s["raw"].get("isolation", [])])
+    return iso | {"sets": tot("sets"), "sets_found": tot("sets_found"), "collusion_alerts": alerts,
             "false_collusion_alerts": tot("false_collusion_alerts"), "precision": precision, "recall": recall,
             "f1": f1(precision, recall), "jaccard_mean": float(np.mean(jac)) if jac else float("nan"),
             "delay_median_s": med, "delay_p95_s": p95, "benign_events": events,
@@ -321,7 +361,7 @@ def truth_from_labels(labels: list[dict], t0: float, t_end: float) -> Truth:
     t.honest_days = {d: span_days for d in sorted(devices - labelled)}
     for (group, key), rs in sorted(sets.items()):
         if len({r["device_id"] for r in rs}) >= 2:  # a "set" of one device is a lone liar, not collusion
-            t.sets.append(_group_interval(group, key, rs))
+            t.sets.append(replace(_group_interval(group, key, rs), type=attack_class(rs[0])))
     for (group, key), rs in sorted(events.items()):
         t.event_groups.append(_group_interval(group, key, rs))
     return t
