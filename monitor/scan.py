@@ -66,12 +66,14 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     valid = np.isfinite(u)
     n = valid.sum(axis=1)
     order = np.argsort(np.where(valid, -u, np.inf), axis=1, kind="stable")
-    v = np.take_along_axis(np.where(valid, u, 0.0), order, axis=1)           # descending, zeros past n
-    ks = np.arange(1, C + 1)
     k_max = np.floor(max_fraction * n).astype(int)
-    allowed = (ks[None, :] >= min_k) & (ks[None, :] <= k_max[:, None]) & (ks[None, :] < n[:, None])
-    if not allowed.any():
+    # set sizes past the largest allowed one in any row cannot win: work on the first K columns only
+    K = min(C, int(np.max(np.minimum(k_max, n - 1), initial=0)))
+    if K < max(min_k, 1):
         return ScanResult(np.full(R, -np.inf), np.zeros(R, int), order, np.zeros(R))
+    ks = np.arange(1, K + 1)
+    allowed = (ks[None, :] >= min_k) & (ks[None, :] <= k_max[:, None]) & (ks[None, :] < n[:, None])
+    v = np.take_along_axis(np.where(valid, u, 0.0), order[:, :K], axis=1)    # descending, zeros past n
     top = np.cumsum(v, axis=1)                                               # sum of the top k
     # cap every member at the weakest member + winsor: sum_i min(v_i, v_k + winsor) over the top k
     cap = v + winsor                                                         # (R, K): cap for set size k
@@ -81,11 +83,11 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     # values above the cap are the first n_over ones (sorted): replace their sum by n_over * cap
     head = np.take_along_axis(np.c_[np.zeros(R), top], n_over, axis=1)
     capped = top - head + n_over * cap
-    med = _median(u, valid)
+    med = _sorted_median(u, order, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = capped / ks[None, :] - med[:, None]
         t = diff / np.sqrt(1.0 / ks[None, :] + np.pi / (2.0 * np.maximum(n[:, None], 1)))
-        ev = np.where(allowed & (t > 0), 0.5 * t * t - log_choose(n[:, None], ks[None, :]), -np.inf)
+        ev = np.where(allowed & (t > 0), 0.5 * t * t - _log_choose_table(n, ks), -np.inf)
     best = np.argmax(ev, axis=1)
     rows = np.arange(R)
     evidence = ev[rows, best]
@@ -93,9 +95,17 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     return ScanResult(evidence=evidence, k=k, order=order, stat=np.where(k > 0, t[rows, best], 0.0))
 
 
-def _median(u: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Row medians of the valid values (0 for a row without any)."""
-    out = np.zeros(len(u))
-    has = valid.any(axis=1)
-    out[has] = np.nanmedian(np.where(valid[has], u[has], np.nan), axis=1)
-    return out
+def _log_choose_table(n: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """(R, K) ``log_choose(n[:, None], ks[None, :])`` from a table of ln Γ over 0 .. max n + 1
+    (the same values; where ``k > n`` the result is meaningless and must be masked by the caller)."""
+    lg = gammaln(np.arange(max(int(n.max(initial=0)), int(ks[-1])) + 2, dtype=float))  # lg[i] = ln Γ(i) = ln (i-1)!
+    return lg[n + 1][:, None] - lg[ks + 1][None, :] - lg[np.maximum(n[:, None] - ks[None, :], 0) + 1]
+
+
+def _sorted_median(u: np.ndarray, order: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Row medians of the valid values (0 for a row without any), given the valid columns of each
+    row first in descending order (``order``) and their count ``n``: the mean of the two middle ones."""
+    rows = np.arange(len(u))
+    lo = u[rows, order[rows, np.maximum(n // 2, 0)]]
+    hi = u[rows, order[rows, np.maximum((n - 1) // 2, 0)]]
+    return np.where(n > 0, (lo + hi) / 2.0, 0.0)
