@@ -66,11 +66,9 @@ class ReplayDetector(Detector):
         self._filled[d] = filled
         ready = (filled >= self.k) & (np.ptp(last, axis=1) > 0)
         h = _hash(last) | np.uint32(1)  # 0 marks an empty ring slot
-        ring = self._ring[d]
-        seen = ready & (ring == h[:, None]).any(axis=1)
+        seen = ready & self._in_ring(d, h)
         pos = self._pos[d]
-        ring[np.arange(len(d)), pos] = np.where(ready, h, ring[np.arange(len(d)), pos])
-        self._ring[d] = ring
+        self._ring[d[ready], pos[ready]] = h[ready]
         self._pos[d] = np.where(ready, (pos + 1) % self.capacity, pos)
         hits = np.where(seen, self._hits[d] + 1, 0)
         misses = np.where(seen, 0, self._misses[d] + 1)
@@ -80,3 +78,11 @@ class ReplayDetector(Detector):
         alarm = np.where(was, misses < self.min_matches, hits >= self.min_matches)
         self._alarm[d] = alarm
         return Detection(alarm=alarm, score=hits.astype(np.float64), onset=self._start[d].copy())
+
+    def _in_ring(self, d: np.ndarray, h: np.ndarray, block: int = 4096) -> np.ndarray:
+        """Whether each device's ring holds its fingerprint ``h``, a block of devices at a time
+        (each block's rings stay in cache between the copy and the comparison)."""
+        out = np.empty(len(d), bool)
+        for i in range(0, len(d), block):
+            out[i:i + block] = (self._ring[d[i:i + block]] == h[i:i + block, None]).any(axis=1)
+        return out
