@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.scan import subset_scan
+from monitor.scan import evidence_bounds, subset_scan
 
 
 @dataclass
@@ -187,19 +187,19 @@ class CollusionDetector:
         split = np.zeros(len(rows), bool)
         for s in range(3):
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
-            up = subset_scan(u, self.min_members, self.max_fraction, self.winsor)
-            down = subset_scan(-u, self.min_members, self.max_fraction, self.winsor)
+            high, low = evidence_bounds(u, self.min_members, self.max_fraction)
+            up, down = self._scan_side(u, high), self._scan_side(-u, low)
             # two opposite camps, together most of the group, deviating by about as much each: no way to
             # tell which is honest (a minority set moves by more than the majority it pulls)
             with np.errstate(divide="ignore", invalid="ignore"):
                 var = lambda k: 1.0 / np.maximum(k, 1) + np.pi / (2.0 * np.maximum(n, 1))  # noqa: E731
-                dev_up, dev_down = up.stat * np.sqrt(var(up.k)), down.stat * np.sqrt(var(down.k))
+                dev_up, dev_down = up[2] * np.sqrt(var(up[1])), down[2] * np.sqrt(var(down[1]))
                 ratio = np.maximum(dev_up, dev_down) / np.minimum(dev_up, dev_down)
-            split |= ((up.evidence >= self.threshold) & (down.evidence >= self.threshold)
-                      & (up.k + down.k >= self.split * n) & (ratio <= self.split_ratio))
-            for direction, res in ((1, up), (-1, down)):
-                better = res.evidence > best
-                best = np.where(better, res.evidence, best)
+            split |= ((up[0] >= self.threshold) & (down[0] >= self.threshold)
+                      & (up[1] + down[1] >= self.split * n) & (ratio <= self.split_ratio))
+            for direction, (evidence, _, _) in ((1, up), (-1, down)):
+                better = evidence > best
+                best = np.where(better, evidence, best)
                 how[better] = (s, direction)
         scanned = groups[rows]
         self._split -= set(scanned[~split].tolist())
@@ -213,6 +213,18 @@ class CollusionDetector:
                                   members=devices[rows[i], res.members(0)].astype(np.int64),
                                   evidence=float(best[i])))
         return out
+
+    def _scan_side(self, u: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(evidence, k, stat) of `subset_scan` on the high side of ``u``, scanning only the rows whose
+        evidence ``bound`` reaches the threshold (the margin is far above rounding error); the others get
+        (-inf, 0, 0), which no comparison with the threshold can tell from their exact evidence."""
+        R = len(u)
+        evidence, k, stat = np.full(R, -np.inf), np.zeros(R, int), np.zeros(R)
+        maybe = np.flatnonzero(bound >= self.threshold - 1e-6 * (1.0 + abs(self.threshold)))
+        if len(maybe):
+            res = subset_scan(u[maybe], self.min_members, self.max_fraction, self.winsor)
+            evidence[maybe], k[maybe], stat[maybe] = res.evidence, res.k, res.stat
+        return evidence, k, stat
 
     def nominate(self, group: int, window: int, nom: Nomination) -> None:
         """Open a set from a nomination (it is held until confirmed)."""

@@ -95,6 +95,38 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     return ScanResult(evidence=evidence, k=k, order=order, stat=np.where(k > 0, t[rows, best], 0.0))
 
 
+def evidence_bounds(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(R,) upper bounds on `subset_scan`'s evidence of each row on the high side (``u``) and on the
+    low side (``-u``), from the row's extremes and median alone (one sort, no scan): any set's capped
+    mean is at most the extreme value, ``T_k``'s denominator is smallest at the largest allowed ``k``
+    and ``ln C(n, k)`` is smallest at an end of the allowed range. ``-inf`` where no set size is allowed.
+
+    >>> u = np.array([[5.0, 4.6, 5.3, 0.2, -0.4, 0.1, -1.0, 0.5, -0.3, 0.0], [0.3, -0.2, 0.1, 0.0, -0.1, 0.2, 0, 0, 0, 0]])
+    >>> high, low = evidence_bounds(u)
+    >>> bool(np.all(high >= subset_scan(u).evidence) and np.all(low >= subset_scan(-u).evidence))
+    True
+    """
+    u = np.atleast_2d(np.asarray(u, dtype=float))
+    valid = np.isfinite(u)
+    srt = np.sort(np.where(valid, u, np.nan), axis=1)  # NaN last
+    n = valid.sum(axis=1)
+    rows = np.arange(len(u))
+    med = (srt[rows, np.maximum((n - 1) // 2, 0)] + srt[rows, np.maximum(n // 2, 0)]) / 2.0
+    k_lo = max(min_k, 1)
+    k_hi = np.minimum(np.minimum(np.floor(max_fraction * n).astype(int), n - 1), u.shape[1])
+    ok = k_hi >= k_lo
+    k_hi = np.maximum(k_hi, k_lo)
+    lc = _log_choose_table(n, np.arange(1, max(k_lo, int(k_hi.max(initial=0))) + 1))
+    penalty = np.minimum(lc[:, k_lo - 1], lc[rows, k_hi - 1])
+    denom = np.sqrt(1.0 / k_hi + np.pi / (2.0 * np.maximum(n, 1)))
+    bounds = []
+    for gap in (srt[rows, np.maximum(n - 1, 0)] - med, med - srt[:, 0]):
+        with np.errstate(invalid="ignore"):
+            t = np.maximum(gap, 0.0) / denom
+        bounds.append(np.where(ok, 0.5 * t * t - penalty, -np.inf))
+    return bounds[0], bounds[1]
+
+
 def _log_choose_table(n: np.ndarray, ks: np.ndarray) -> np.ndarray:
     """(R, K) ``log_choose(n[:, None], ks[None, :])`` from a table of ln Γ over 0 .. max n + 1
     (the same values; where ``k > n`` the result is meaningless and must be masked by the caller)."""
