@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.scan import subset_scan
+from monitor.scan import evidence_bounds, subset_scan
 
 
 @dataclass
@@ -100,7 +100,7 @@ class CollusionDetector:
     ...     if events:
     ...         break
     >>> [(e.state, sorted(e.set.members), e.set.direction, w) for e in events]
-    [('firing', [0, 1], 1, 25)]
+    [('firing', [0, 1, 2], 1, 25)]
     """
 
     def __init__(self, min_members: int = 2, max_fraction: float = 0.5, threshold: float = 10.0, memory: int = 32,
@@ -190,22 +190,23 @@ class CollusionDetector:
         rel = None
         if noise is not None:  # each device's noise relative to its group's median
             lv = np.where(ok & (noise[rows] > 0), noise[rows], np.nan)
-            with np.errstate(invalid="ignore"):
-                med = np.nanmedian(np.where(np.isnan(lv).all(axis=1, keepdims=True), 1.0, lv), axis=1, keepdims=True)
-            rel = lv / med
+            srt = np.sort(lv, axis=1)  # NaN last
+            m, r_ = (lv > 0).sum(axis=1), np.arange(len(lv))
+            med = (srt[r_, np.maximum((m - 1) // 2, 0)] + srt[r_, np.maximum(m // 2, 0)]) / 2.0
+            rel = lv / np.where(m > 0, med, 1.0)[:, None]
         for s in range(3):
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
-            up = subset_scan(u, self.min_members, self.max_fraction, self.winsor, scale=rel)
-            down = subset_scan(-u, self.min_members, self.max_fraction, self.winsor, scale=rel)
+            high, low = evidence_bounds(u, self.min_members, self.max_fraction, scale=rel)
+            up, down = self._scan_side(u, high, rel), self._scan_side(-u, low, rel)
             # two opposite camps, together most of the group, deviating by about as much each: no way to
             # tell which is honest (a minority set moves by more than the majority it pulls)
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.maximum(up.shift, down.shift) / np.minimum(up.shift, down.shift)
-            split |= ((up.evidence >= self.threshold) & (down.evidence >= self.threshold)
-                      & (up.k + down.k >= self.split * n) & (ratio <= self.split_ratio))
-            for direction, res in ((1, up), (-1, down)):
-                better = res.evidence > best
-                best = np.where(better, res.evidence, best)
+                ratio = np.maximum(up[2], down[2]) / np.minimum(up[2], down[2])
+            split |= ((up[0] >= self.threshold) & (down[0] >= self.threshold)
+                      & (up[1] + down[1] >= self.split * n) & (ratio <= self.split_ratio))
+            for direction, (evidence, _, _) in ((1, up), (-1, down)):
+                better = evidence > best
+                best = np.where(better, evidence, best)
                 how[better] = (s, direction)
         scanned = groups[rows]
         self._split -= set(scanned[~split].tolist())
@@ -237,6 +238,20 @@ class CollusionDetector:
         out = (m[rest] - med) / r[rest] >= self.extend_z
         room = max(int(np.floor(self.max_fraction * n)) - k, 0)
         return np.r_[order[:k], rest[out][:room]]
+
+    def _scan_side(self, u: np.ndarray, bound: np.ndarray,
+                   rel: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(evidence, k, shift) of `subset_scan` on the high side of ``u``, scanning only the rows whose
+        evidence ``bound`` reaches the threshold (the margin is far above rounding error); the others get
+        (-inf, 0, 0), which no comparison with the threshold can tell from their exact evidence."""
+        R = len(u)
+        evidence, k, shift = np.full(R, -np.inf), np.zeros(R, int), np.zeros(R)
+        maybe = np.flatnonzero(bound >= self.threshold - 1e-6 * (1.0 + abs(self.threshold)))
+        if len(maybe):
+            res = subset_scan(u[maybe], self.min_members, self.max_fraction, self.winsor,
+                              scale=None if rel is None else rel[maybe])
+            evidence[maybe], k[maybe], shift[maybe] = res.evidence, res.k, res.shift
+        return evidence, k, shift
 
     def nominate(self, group: int, window: int, nom: Nomination) -> None:
         """Open a set from a nomination (it is held until confirmed)."""

@@ -23,8 +23,8 @@ version is accepted and its period's windows become the next reference.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from river import linear_model, optim
 
@@ -57,9 +57,9 @@ def _load(model: linear_model.LinearRegression, state: dict) -> None:
     model.intercept = state["intercept"]
 
 
-@dataclass(frozen=True)
-class LearnerStep:
-    """What the differential test saw in one window of one group."""
+class LearnerStep(NamedTuple):
+    """What the differential test saw in one window of one group (immutable; a named tuple because
+    one is made per group and window)."""
 
     divergence: float          # |guarded - shadow| forecast, in group spreads (averaged)
     guarded_error: float       # |forecast - consensus| of the guarded model (value units), NaN if none
@@ -70,6 +70,9 @@ class LearnerStep:
     shadow_forecast: float = math.nan
     regression: float | None = None     # at a version check: new minus previous error on the reference (spreads)
     rolled_back: bool = False
+
+
+_WARMING_UP = LearnerStep(0.0, math.nan, math.nan, False, False)
 
 
 class GroupLearner:
@@ -90,6 +93,7 @@ class GroupLearner:
                              "version_every >= 2, regression > 0, reference_size >= 1")
         self.lr, self.warmup, self.alpha, self.threshold = lr, warmup, alpha, threshold
         self.version_every, self.regression, self.reference_size = version_every, regression, reference_size
+        self._stride = max(1, version_every // reference_size)  # windows between two kept for the reference
         self._previous: dict | None = None        # the last accepted version of the guarded model
         self._reference: list[list[float]] = []   # trusted (ts, consensus) windows of the previous period
         self._collecting: list[list[float]] = []  # ... being gathered in the current period
@@ -121,7 +125,7 @@ class GroupLearner:
                 self._mu += delta / self._n
                 self._m2 += delta * (consensus - self._mu)
                 self._spread += (spread - self._spread) / self._n
-            return LearnerStep(0.0, math.nan, math.nan, False, False)
+            return _WARMING_UP
         x = time_features(ts)
         sd = self._sd
         pg = self._mu + sd * self._guarded.predict_one(x)
@@ -136,8 +140,7 @@ class GroupLearner:
         self._alarm = self._div > self.threshold if not was else self._div > 0.5 * self.threshold
         if certain:
             self._guarded.learn_one(x, (consensus - self._mu) / sd)
-            stride = max(1, self.version_every // self.reference_size)
-            if self._since % stride == 0 and len(self._collecting) < self.reference_size:
+            if self._since % self._stride == 0 and len(self._collecting) < self.reference_size:
                 self._collecting.append([ts, consensus])
         if math.isfinite(plain_mean):
             self._shadow.learn_one(x, (plain_mean - self._mu) / sd)

@@ -302,12 +302,11 @@ class Pipeline:
         n_present = present.sum(axis=1)
         plain = np.divide(np.where(present, rnd.values, 0.0).sum(axis=1), n_present,
                           out=np.full(len(n_present), np.nan), where=n_present > 0)
-        ends = ((rnd.windows + 1) * W).tolist()
-        every = self.settings.learner_every
-        for r, (g, c, m, sp, end) in enumerate(zip(rnd.groups.tolist(), cons.value.tolist(), plain.tolist(),
-                                                   cons.spread.tolist(), ends)):
-            if every == 1 or rnd.windows[r] % every == 0:
-                self._learn(rnd, r, g, end, c, m, sp, present[r], out)
+        due = np.flatnonzero(rnd.windows % self.settings.learner_every == 0)
+        for r, g, c, m, sp, end in zip(due.tolist(), rnd.groups[due].tolist(), cons.value[due].tolist(),
+                                       plain[due].tolist(), cons.spread[due].tolist(),
+                                       ((rnd.windows[due] + 1) * W).tolist()):
+            self._learn(rnd, r, g, end, c, m, sp, present, out)
 
     def _record_isolated(self, rnd: WindowRound, members: np.ndarray) -> None:
         """Record the devices that leave the consensus in this round as members of a colluding set."""
@@ -531,11 +530,11 @@ class Pipeline:
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, plain: float, spread: float,
                present: np.ndarray, out: StepResult) -> None:
+        """The group learner of row ``r`` (``present``: the round's (R, C) present devices)."""
         learner = self._learners.get(g)
         if learner is None:
-            s = self.settings
             learner = self._learners[g] = self._new_learner()
-        step = learner.update(ts=ts, consensus=consensus, plain_mean=plain, spread=spread)
+        step = learner.update(ts, consensus, plain, spread)
         if step.regression is not None:
             self._version_alert(g, rnd, r, ts, step, out)
         if self.recording is not None:
@@ -552,7 +551,7 @@ class Pipeline:
         if step.alarm:
             self._onsets[f"learner_onset:{g}"] = int(rnd.windows[r])
         onset = self._onsets[f"learner_onset:{g}"] * self.window_seconds
-        devs = rnd.devices[r][present]
+        devs = rnd.devices[r][present[r]]
         blocked = sorted(self.registry.device_names[int(d)] for d in devs[self._untrusted(devs)])
         out.alerts.append(make_alert(
             alert_id=alert_id("learner", "poisoning", name, [], onset), state="firing" if step.alarm else "resolved",

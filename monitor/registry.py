@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Sequence
 
 import numpy as np
@@ -41,11 +42,11 @@ class Registry:
 
     def index(self, groups: Sequence[str], device_ids: Sequence[str]) -> np.ndarray:
         """Device indices for parallel lists of groups and ids, registering new ones."""
-        keys = list(zip(groups, device_ids))
-        found = [self._devices.get(k, -1) for k in keys]
-        if -1 in found:
-            found = [i if i >= 0 else self._register(k) for i, k in zip(found, keys)]
-        return np.fromiter(found, dtype=np.int64, count=len(found))
+        found = np.fromiter(map(self._devices.get, zip(groups, device_ids), repeat(-1)), dtype=np.int64,
+                            count=len(device_ids))
+        for i in np.flatnonzero(found < 0).tolist():  # new devices, in order of first sight
+            found[i] = self._register((groups[i], device_ids[i]))
+        return found
 
     def _register(self, key: tuple[str, str]) -> int:
         idx = self._devices.get(key)

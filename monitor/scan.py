@@ -60,6 +60,19 @@ def log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
     return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
 
+def _value_units(u: np.ndarray, scale: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(values, valid, weights): ``u`` in value units (``u * scale``) and the weights ``1 / scale**2``
+    (None without ``scale``); a device without a positive scale is left out."""
+    u = np.atleast_2d(np.asarray(u, dtype=float))
+    valid = np.isfinite(u)
+    if scale is None:
+        return u, valid, None
+    r = np.atleast_2d(np.asarray(scale, dtype=float))
+    valid &= np.isfinite(r) & (r > 0)
+    r = np.where(valid, r, 1.0)
+    return u * r, valid, np.where(valid, 1.0 / (r * r), 0.0)
+
+
 def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor: float = 1.5,
                 scale: np.ndarray | None = None) -> ScanResult:
     """The most deviating set of each row, high side (negate ``u`` for the low side).
@@ -79,25 +92,25 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     >>> round(float(plain.evidence[0]), 1), round(float(weighted.evidence[0]), 1), int(weighted.k[0])
     (1.3, 6.8, 2)
     """
-    u = np.atleast_2d(np.asarray(u, dtype=float))
+    u, valid, w_all = _value_units(u, scale)
     R, C = u.shape
-    valid = np.isfinite(u)
-    if scale is not None:
-        r = np.where(valid, np.atleast_2d(np.asarray(scale, dtype=float)), 1.0)
-        valid &= np.isfinite(r) & (r > 0)
-        r = np.where(valid, r, 1.0)
-        u = u * r
     n = valid.sum(axis=1)
     order = np.argsort(np.where(valid, -u, np.inf), axis=1, kind="stable")
-    v = np.take_along_axis(np.where(valid, u, 0.0), order, axis=1)           # descending, zeros past n
-    ks = np.arange(1, C + 1)
     k_max = np.floor(max_fraction * n).astype(int)
-    allowed = (ks[None, :] >= min_k) & (ks[None, :] <= k_max[:, None]) & (ks[None, :] < n[:, None])
-    if not allowed.any():
+    # set sizes past the largest allowed one in any row cannot win: work on the first K columns only
+    K = min(C, int(np.max(np.minimum(k_max, n - 1), initial=0)))
+    if K < max(min_k, 1):
         return ScanResult(np.full(R, -np.inf), np.zeros(R, int), order, np.zeros(R), np.zeros(R))
-    w = np.ones((R, C)) if scale is None else np.take_along_axis(np.where(valid, 1.0 / (r * r), 0.0), order, axis=1)
-    top = np.cumsum(w * v, axis=1)                                           # weighted sum of the top k
-    wsum = np.cumsum(w, axis=1)
+    ks = np.arange(1, K + 1)
+    allowed = (ks[None, :] >= min_k) & (ks[None, :] <= k_max[:, None]) & (ks[None, :] < n[:, None])
+    v = np.take_along_axis(np.where(valid, u, 0.0), order[:, :K], axis=1)    # descending, zeros past n
+    if w_all is None:
+        w, wsum = None, np.broadcast_to(ks[None, :].astype(float), (R, K))
+        top = np.cumsum(v, axis=1)                                           # sum of the top k
+    else:
+        w = np.take_along_axis(w_all, order[:, :K], axis=1)
+        wsum = np.cumsum(w, axis=1)
+        top = np.cumsum(w * v, axis=1)                                       # weighted sum of the top k
     # cap every member at the weakest member + winsor: sum_i w_i min(v_i, v_k + winsor) over the top k
     cap = v + winsor                                                         # (R, K): cap for set size k
     over = v[:, :, None] > cap[:, None, :]                                   # [r, i, k]: member i above cap k
@@ -105,13 +118,13 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
     n_over = (over & inside[None]).sum(axis=1)                               # (R, K)
     # values above the cap are the first n_over ones (sorted): replace their sum by their weight * cap
     head = np.take_along_axis(np.c_[np.zeros(R), top], n_over, axis=1)
-    head_w = np.take_along_axis(np.c_[np.zeros(R), wsum], n_over, axis=1)
+    head_w = n_over if w is None else np.take_along_axis(np.c_[np.zeros(R), wsum], n_over, axis=1)
     capped = top - head + head_w * cap
-    med = _median(u, valid)
+    med = _sorted_median(u, order, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = capped / wsum - med[:, None]
         t = diff / np.sqrt(1.0 / wsum + np.pi / (2.0 * np.maximum(n[:, None], 1)))
-        ev = np.where(allowed & (t > 0), 0.5 * t * t - log_choose(n[:, None], ks[None, :]), -np.inf)
+        ev = np.where(allowed & (t > 0), 0.5 * t * t - _log_choose_table(n, ks), -np.inf)
     best = np.argmax(ev, axis=1)
     rows = np.arange(R)
     evidence = ev[rows, best]
@@ -120,9 +133,59 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
                       shift=np.where(k > 0, diff[rows, best], 0.0))
 
 
-def _median(u: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Row medians of the valid values (0 for a row without any)."""
-    out = np.zeros(len(u))
-    has = valid.any(axis=1)
-    out[has] = np.nanmedian(np.where(valid[has], u[has], np.nan), axis=1)
-    return out
+def evidence_bounds(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5,
+                    scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(R,) upper bounds on `subset_scan`'s evidence of each row on the high side (``u``) and on the
+    low side (``-u``), from the row's extremes and median alone (one sort, no scan): any set's capped
+    mean is at most the extreme value, ``T_k``'s denominator is smallest where the set's weight is
+    largest (at most the ``k`` largest weights at the largest allowed ``k``) and ``ln C(n, k)`` is
+    smallest at an end of the allowed range. ``-inf`` where no set size is allowed.
+
+    >>> u = np.array([[5.0, 4.6, 5.3, 0.2, -0.4, 0.1, -1.0, 0.5, -0.3, 0.0], [0.3, -0.2, 0.1, 0.0, -0.1, 0.2, 0, 0, 0, 0]])
+    >>> high, low = evidence_bounds(u)
+    >>> bool(np.all(high >= subset_scan(u).evidence) and np.all(low >= subset_scan(-u).evidence))
+    True
+    >>> r = np.array([[0.5, 1.5, 1, 1, 1, 2, 1, 1, 0.7, 1]] * 2)
+    >>> high, low = evidence_bounds(u, scale=r)
+    >>> bool(np.all(high >= subset_scan(u, scale=r).evidence) and np.all(low >= subset_scan(-u, scale=r).evidence))
+    True
+    """
+    u, valid, w_all = _value_units(u, scale)
+    srt = np.sort(np.where(valid, u, np.nan), axis=1)  # NaN last
+    n = valid.sum(axis=1)
+    rows = np.arange(len(u))
+    med = (srt[rows, np.maximum((n - 1) // 2, 0)] + srt[rows, np.maximum(n // 2, 0)]) / 2.0
+    k_lo = max(min_k, 1)
+    k_hi = np.minimum(np.minimum(np.floor(max_fraction * n).astype(int), n - 1), u.shape[1])
+    ok = k_hi >= k_lo
+    k_hi = np.maximum(k_hi, k_lo)
+    lc = _log_choose_table(n, np.arange(1, max(k_lo, int(k_hi.max(initial=0))) + 1))
+    penalty = np.minimum(lc[:, k_lo - 1], lc[rows, k_hi - 1])
+    if w_all is None:
+        w_hi = k_hi.astype(float)
+    else:  # the k_hi largest weights of the row
+        w_sorted = -np.sort(-w_all, axis=1)
+        w_hi = np.take_along_axis(np.cumsum(w_sorted, axis=1), np.minimum(k_hi, u.shape[1])[:, None] - 1, axis=1)[:, 0]
+    denom = np.sqrt(1.0 / np.maximum(w_hi, 1e-300) + np.pi / (2.0 * np.maximum(n, 1)))
+    bounds = []
+    for gap in (srt[rows, np.maximum(n - 1, 0)] - med, med - srt[:, 0]):
+        with np.errstate(invalid="ignore"):
+            t = np.maximum(gap, 0.0) / denom
+        bounds.append(np.where(ok, 0.5 * t * t - penalty, -np.inf))
+    return bounds[0], bounds[1]
+
+
+def _log_choose_table(n: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """(R, K) ``log_choose(n[:, None], ks[None, :])`` from a table of ln Γ over 0 .. max n + 1
+    (the same values; where ``k > n`` the result is meaningless and must be masked by the caller)."""
+    lg = gammaln(np.arange(max(int(n.max(initial=0)), int(ks[-1])) + 2, dtype=float))  # lg[i] = ln Γ(i) = ln (i-1)!
+    return lg[n + 1][:, None] - lg[ks + 1][None, :] - lg[np.maximum(n[:, None] - ks[None, :], 0) + 1]
+
+
+def _sorted_median(u: np.ndarray, order: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Row medians of the valid values (0 for a row without any), given the valid columns of each
+    row first in descending order (``order``) and their count ``n``: the mean of the two middle ones."""
+    rows = np.arange(len(u))
+    lo = u[rows, order[rows, np.maximum(n // 2, 0)]]
+    hi = u[rows, order[rows, np.maximum((n - 1) // 2, 0)]]
+    return np.where(n > 0, (lo + hi) / 2.0, 0.0)

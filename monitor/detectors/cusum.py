@@ -57,11 +57,12 @@ class MeanShiftCusum(Detector):
         old = s[d]
         new = np.minimum(np.maximum(0.0, old + x - self.k), self.cap * self.h)
         starting = (old == 0.0) & (new > 0.0)
-        getattr(self, f"_{name}_start")[d] = np.where(starting, window, getattr(self, f"_{name}_start")[d])
+        getattr(self, f"_{name}_start")[d[starting]] = window[starting]
         n, sz, stz = (getattr(self, f"_{name}_{k}") for k in ("n", "sz", "stz"))
-        run_n = np.where(starting | (new == 0.0), 0.0, n[d])
-        run_sz = np.where(starting | (new == 0.0), 0.0, sz[d])
-        run_stz = np.where(starting | (new == 0.0), 0.0, stz[d])
+        fresh = starting | (new == 0.0)  # the run starts again from here
+        run_n = np.where(fresh, 0.0, n[d])
+        run_sz = np.where(fresh, 0.0, sz[d])
+        run_stz = np.where(fresh, 0.0, stz[d])
         alive = new > 0.0
         n[d] = np.where(alive, run_n + 1, 0.0)
         sz[d] = np.where(alive, run_sz + x, 0.0)

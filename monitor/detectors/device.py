@@ -161,10 +161,9 @@ class DeviceMonitor:
         stuck_alarm = stuck.alarm | (shift & (self.stuck.run(d) >= self.stuck.min_run))
         # the mean shift: from the main CUSUM when it alarms, else from the slow one
         main = mean.alarm
-        drift = np.where(main, self.cusum.kind(d) == "drift", self.slow.kind(d) == "drift")
+        drift, ramp_onset = self._shift_kind(d, main, shift & ~main)
         shift_score = np.where(main, mean.score, slow.score)
         shift_onset = np.where(main, mean.onset, slow.onset)
-        ramp_onset = np.where(main, self.cusum.ramp_onset(d), self.slow.ramp_onset(d))
         # candidates in TYPES order: stuck, replay, spike, noise, bias, drift
         alarms = np.stack([stuck_alarm, replay.alarm, spike.alarm, var.alarm, shift & ~drift, shift & drift])
         scores = np.stack([stuck.score, replay.score, spike.score, var.score, shift_score, shift_score])
@@ -196,6 +195,15 @@ class DeviceMonitor:
             score=np.r_[peak_before[resolved], live[fired]], z=z,
             slow=np.r_[np.zeros(len(resolved), bool), ~main[fired]],
         )
+
+    def _shift_kind(self, d: np.ndarray, main: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ramp (drift) or step verdict and ramp onset of the shifts in alarm, from the main CUSUM where
+        it alarms (``main``) or the slow one (``slow``); False and 0 for every other device."""
+        drift, ramp_onset = np.zeros(len(d), bool), np.zeros(len(d))
+        for det, sel in ((self.cusum, np.flatnonzero(main)), (self.slow, np.flatnonzero(slow))):
+            drift[sel] = det.kind(d[sel]) == "drift"
+            ramp_onset[sel] = det.ramp_onset(d[sel])
+        return drift, ramp_onset
 
     def state_dict(self) -> dict:
         return {
