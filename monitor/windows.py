@@ -46,6 +46,23 @@ def _segmented_running_max(keys: np.ndarray, x: np.ndarray, start: np.ndarray) -
     return np.maximum.accumulate(y) - seg * span + lo
 
 
+def _arrival_sort(g: np.ndarray, w: np.ndarray, dev: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Indices sorting by (group, window, device, arrival): ``np.lexsort`` of the four, done as one
+    stable sort of a combined integer key when it fits (four times fewer passes over the batch).
+
+    >>> g, w, d, o = np.array([1, 0, 1, 0]), np.array([5, 7, 5, 6]), np.array([2, 0, 2, 1]), np.arange(4)
+    >>> _arrival_sort(g, w, d, o).tolist() == np.lexsort((o, d, w, g)).tolist()
+    True
+    """
+    if len(g) == 0:
+        return np.zeros(0, dtype=np.int64)
+    wr = w - w.min()
+    n_w, n_d = int(wr.max()) + 1, int(dev.max()) + 1
+    if dev.min() < 0 or g.min() < 0 or (int(g.max()) + 1) * n_w * n_d >= 2 ** 62 or np.any(np.diff(order) < 0):
+        return np.lexsort((order, dev, w, g))
+    return np.argsort((g * n_w + wr) * n_d + dev, kind="stable")  # ties keep arrival order
+
+
 class WindowAligner:
     """Groups readings into closed windows per group.
 
@@ -132,7 +149,7 @@ class WindowAligner:
         c = {k: v[done] for k, v in p.items()}
         self._pending = {k: v[~done] for k, v in p.items()}
         # last arrival wins for a device sending twice in one window
-        srt = np.lexsort((c["order"], c["dev"], c["w"], c["g"]))
+        srt = _arrival_sort(c["g"], c["w"], c["dev"], c["order"])
         c = {k: v[srt] for k, v in c.items()}
         last = np.r_[(c["g"][1:] != c["g"][:-1]) | (c["w"][1:] != c["w"][:-1])
                      | (c["dev"][1:] != c["dev"][:-1]), True]
