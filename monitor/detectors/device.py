@@ -51,10 +51,13 @@ class DeviceMonitor:
     def __init__(self, warmup: int = 60, alpha: float = 0.002, min_scale: float = 1e-6,
                  cusum: MeanShiftCusum | None = None, variance: VarianceCusum | None = None,
                  spike: SpikeDetector | None = None, stuck: StuckDetector | None = None,
-                 replay: ReplayDetector | None = None, slow: SlowShiftCusum | None = None) -> None:
-        if warmup < 2 or not (0 < alpha < 1) or min_scale <= 0:
-            raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0")
+                 replay: ReplayDetector | None = None, slow: SlowShiftCusum | None = None,
+                 stuck_run: int = 3, noise_share: float = 0.5) -> None:
+        if warmup < 2 or not (0 < alpha < 1) or min_scale <= 0 or stuck_run < 2 or not 0 < noise_share <= 1:
+            raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0, stuck_run >= 2, "
+                             "0 < noise_share <= 1")
         self.warmup, self.alpha, self.min_scale = warmup, alpha, min_scale
+        self.stuck_run, self.noise_share = stuck_run, noise_share
         self.cusum = cusum or MeanShiftCusum()
         self.variance = variance or VarianceCusum()
         self.spike = spike or SpikeDetector()
@@ -158,20 +161,25 @@ class DeviceMonitor:
         replay = self.replay.update(obs)
         slow = self.slow.update(obs)
         shift = mean.alarm | slow.alarm
-        stuck_alarm = stuck.alarm | (shift & (self.stuck.run(d) >= self.stuck.min_run))
+        # a shift is typed by what explains it: a value that stopped changing while the consensus
+        # moved (stuck), or a residual whose spread grew (noise: the level-free variance CUSUM has
+        # gathered a good part of its evidence; a bias does not move it)
+        stuck_alarm = stuck.alarm | (shift & self.stuck.evident(d, self.stuck_run))
+        # (only when the alarm starts: a bias already reported is not re-typed)
+        was = self._firing[d]
+        noise_alarm = var.alarm | (shift & ~was & (var.score >= self.noise_share * self.variance.h))
         # the mean shift: from the main CUSUM when it alarms, else from the slow one
         main = mean.alarm
         drift, ramp_onset = self._shift_kind(d, main, shift & ~main)
         shift_score = np.where(main, mean.score, slow.score)
         shift_onset = np.where(main, mean.onset, slow.onset)
         # candidates in TYPES order: stuck, replay, spike, noise, bias, drift
-        alarms = np.stack([stuck_alarm, replay.alarm, spike.alarm, var.alarm, shift & ~drift, shift & drift])
+        alarms = np.stack([stuck_alarm, replay.alarm, spike.alarm, noise_alarm, shift & ~drift, shift & drift])
         scores = np.stack([stuck.score, replay.score, spike.score, var.score, shift_score, shift_score])
         onsets = np.stack([stuck.onset, replay.onset, spike.onset, var.onset, shift_onset, ramp_onset])
         any_alarm = alarms.any(axis=0)
         first = np.argmax(alarms, axis=0)
         cols = np.arange(len(d))
-        was = self._firing[d]
         old_type = self._type[d]
         # a more specific verdict found later (stuck, replay, noise; not a spike) replaces the
         # current one: resolve it and fire the new one
