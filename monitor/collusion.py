@@ -106,17 +106,17 @@ class CollusionDetector:
     def __init__(self, min_members: int = 2, max_fraction: float = 0.5, threshold: float = 10.0, memory: int = 32,
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
                  confirm: int = 90, tolerance: float = 0.1, homogeneity: float = 2.5, cooldown: int = 60,
-                 split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5) -> None:
+                 split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
-                and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0):
+                and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
-        self.extend_z = extend_z
+        self.extend_z, self.confirm_z = extend_z, confirm_z
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -302,6 +302,13 @@ class CollusionDetector:
         w = 1.0 / np.maximum(own2 / np.array(counts) + self.tolerance ** 2 * own2, 1e-300)
         common = float(np.sum(w * m) / np.sum(w))
         q = float(np.sum(w * (m - common) ** 2)) / (len(m) - 1)
+        # the members must still be shifted, together, over the hold: a long memory can nominate a
+        # set whose deviation has just ended (an event's tail), and members agreeing at zero agree
+        precision = np.array(counts) / np.maximum(own2, 1e-300)
+        shift_z = s.direction * float(np.sum(precision * m) / np.sqrt(np.sum(precision)))
+        if shift_z < self.confirm_z:
+            self._close(s)
+            return []
         if q > self.homogeneity:
             self._close(s)
             self._blocked[s.group] = window + self.cooldown
