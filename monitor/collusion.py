@@ -306,10 +306,7 @@ class CollusionDetector:
         # set whose deviation has just ended (an event's tail), and members agreeing at zero agree
         precision = np.array(counts) / np.maximum(own2, 1e-300)
         shift_z = s.direction * float(np.sum(precision * m) / np.sqrt(np.sum(precision)))
-        if shift_z < self.confirm_z:
-            self._close(s)
-            return []
-        if q > self.homogeneity:
+        if shift_z < self.confirm_z or q > self.homogeneity:  # no longer shifted, or not one shift
             self._close(s)
             self._blocked[s.group] = window + self.cooldown
             return []

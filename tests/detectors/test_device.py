@@ -1,0 +1,54 @@
+"""DeviceMonitor: alerts typed by what explains a shift when it starts."""
+
+import numpy as np
+import pytest
+
+from monitor.detectors.device import DeviceMonitor
+
+N, ONSET, WINDOWS = 20, 300, 700
+
+
+def first_types(fault, seed):
+    """N devices of noise 0.2 around a slowly moving signal; device 0 gets ``fault`` from ONSET.
+    Returns the type of device 0's first alert at or after ONSET, and every alert on the others."""
+    rng = np.random.default_rng(seed)
+    signal = 20 + np.cumsum(rng.normal(size=WINDOWS)) * 0.02
+    values = signal[:, None] + rng.normal(size=(WINDOWS, N)) * 0.2 + rng.normal(size=N) * 0.3
+    values[:, 0] = fault(values[:, 0], signal, rng)
+    mon = DeviceMonitor(warmup=60)
+    mon.resize(N)
+    first, others = None, []
+    for w in range(WINDOWS):
+        ev = mon.update(np.arange(N), np.full(N, w), values[w], np.full(N, signal[w]), np.full(N, 0.002))
+        for pos, firing, typ in zip(ev.position, ev.firing, ev.types):
+            if not firing:
+                continue
+            if pos == 0 and w >= ONSET and first is None:
+                first = str(typ)
+            elif pos != 0:
+                others.append(str(typ))
+    return first, others
+
+
+def battery(x, signal, rng):
+    grow = np.clip(np.arange(WINDOWS) - ONSET, 0, None) * 0.005 * 0.2
+    return x + grow * rng.normal(size=WINDOWS)
+
+
+def stuck_on_a_noisy_reading(x, signal, rng):
+    y = x.copy()
+    y[ONSET - 1] = x[ONSET - 1] + 0.5          # the last reading before it froze was 2.5 sigma out
+    y[ONSET:] = y[ONSET - 1]
+    return y
+
+
+def bias(x, signal, rng):
+    return x + np.where(np.arange(WINDOWS) >= ONSET, 0.2 * 1.5, 0.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("fault, expected", [(battery, "noise"), (stuck_on_a_noisy_reading, "stuck"), (bias, "bias")])
+def test_first_alert_type(fault, expected, seed):
+    first, others = first_types(fault, seed)
+    assert first == expected
+    assert len(others) <= 1    # honest neighbours stay (nearly) quiet

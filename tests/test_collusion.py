@@ -1,0 +1,76 @@
+"""The collusion detector on its own: nomination, extension, confirmation and the reasons a set is dropped."""
+
+import numpy as np
+
+from monitor.collusion import CollusionDetector, Nomination
+
+N = 20
+
+
+def run(shift_of, windows=400, seed=0, **kw):
+    """Feed N devices' residuals z (N(0, 1) plus ``shift_of(w)``, an (N,) array) window by window;
+    returns the detector and its events as (state, sorted members, window)."""
+    det = CollusionDetector(confirm=30, **kw)
+    det.resize(N)
+    rng = np.random.default_rng(seed)
+    devices = np.arange(N)[None, :]
+    events = []
+    for w in range(windows):
+        z = rng.normal(size=N) + shift_of(w)
+        det.observe(devices[0], z)
+        for nom in det.scan(devices, np.ones((1, N), bool), np.array([0]), np.array([w])):
+            det.nominate(0, w, nom)
+        for e in det.update(0, w, devices[0], z, np.ones(N)):
+            events.append((e.state, sorted(e.set.members), w))
+    return det, events
+
+
+def test_a_lasting_shared_shift_is_named_whole():
+    colluders = np.arange(N) < 5
+    _, events = run(lambda w: np.where(colluders & (w >= 100), 1.0, 0.0))
+    firing = [e for e in events if e[0] == "firing"]
+    assert firing, events
+    assert set(firing[-1][1]) == set(range(5))       # the whole set, no honest device
+    assert firing[0][2] - 100 < 150
+
+
+def test_honest_noise_raises_nothing():
+    for seed in range(3):
+        _, events = run(lambda w: np.zeros(N), windows=2000, seed=seed)
+        assert events == []
+
+
+def test_a_set_no_longer_shifted_over_its_hold_is_not_alerted():
+    """A long memory can hold a deviation that has just ended (an event's tail) and nominate its
+    devices. Over the hold their shifts agree, at zero: that is not one shared shift, so no alert.
+    The same nomination with the members still shifted is alerted."""
+    members = np.arange(4)
+    for shift, alerted in ((0.0, False), (1.0, True)):
+        det = CollusionDetector(confirm=30)
+        det.resize(N)
+        state = det.state_dict()
+        ewma = np.zeros((N, 3))
+        ewma[members, 2] = 0.5                    # what the 128-window means still remember
+        det.load_state_dict(state | {"ewma": ewma.tolist()})
+        det.nominate(0, 0, Nomination(row=0, direction=1, scale=2, members=members, evidence=12.0))
+        rng = np.random.default_rng(1)
+        fired = []
+        for w in range(1, 60):
+            z = rng.normal(size=N) + np.where(np.arange(N) < 4, shift, 0.0)
+            det.observe(np.arange(N), z)
+            fired += [e for e in det.update(0, w, np.arange(N), z, np.ones(N)) if e.state == "firing"]
+        assert bool(fired) is alerted
+
+
+def test_members_disagreeing_are_dropped():
+    gains = np.r_[0.3, 1.0, 2.0, 3.0, np.zeros(N - 4)]       # deviating together, by very different amounts
+    _, events = run(lambda w: gains * (w >= 100) * 1.5, windows=400)
+    assert [e for e in events if e[0] == "firing"] == []
+
+
+def test_state_round_trips():
+    colluders = np.arange(N) < 5
+    det, _ = run(lambda w: np.where(colluders & (w >= 100), 1.0, 0.0), windows=200)
+    other = CollusionDetector(confirm=30)
+    other.load_state_dict(det.state_dict())
+    assert other.state_dict() == det.state_dict()
