@@ -224,9 +224,10 @@ class CollusionDetector:
 
     def _extend(self, u: np.ndarray, rel: np.ndarray | None, res) -> np.ndarray:
         """The scan's set, and after it (in its order) every further device standing out from the
-        group's median by ``extend_z`` of its own standard errors in the set's direction, up to
-        ``max_fraction`` of the group: the scan stops at the set that first crosses the threshold,
-        often its luckiest members; the others are out as clearly, only with less evidence."""
+        group's median by ``extend_z`` of its own standard errors in the set's direction and lying
+        within ``winsor`` of the set's weakest member (one shared shift), up to ``max_fraction`` of
+        the group: the scan stops at the set that first crosses the threshold, often its luckiest
+        members; the others are out as clearly, only with less evidence."""
         k = int(res.k[0])
         valid = np.isfinite(u)
         n = int(valid.sum())
@@ -235,7 +236,9 @@ class CollusionDetector:
         med = float(np.nanmedian(m))
         order = res.order[0, :n]
         rest = order[k:]
-        out = (m[rest] - med) / r[rest] >= self.extend_z
+        weakest = m[order[k - 1]] if k else med
+        # standing out, and close to the set's shift: colluders share one value, an episode does not
+        out = ((m[rest] - med) / r[rest] >= self.extend_z) & (m[rest] >= weakest - self.winsor)
         room = max(int(np.floor(self.max_fraction * n)) - k, 0)
         return np.r_[order[:k], rest[out][:room]]
 
