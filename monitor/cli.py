@@ -107,6 +107,8 @@ class DemoCommand(_ScenarioOptions):
     def cli_cmd(self) -> None:
         from monitor.demo import run_demo
 
+        if self.state.path is not None:  # the simulated fleet starts afresh each time: nothing to restore into
+            raise CliError("option state.path: demo keeps its state in memory; checkpoints are for run and replay")
         run_demo(self)
 
 

@@ -96,6 +96,14 @@ def test_help_documents_every_option():
         assert "--" + row["option"].replace("_", "-") in text, row["option"]
 
 
+def test_demo_refuses_a_checkpoint(tmp_path):
+    r = cli("demo", "--rate", "0", "--samples", "50", "--metrics.port", "0", "--no-live",
+            "--state.path", str(tmp_path / "s.json.gz"))
+    assert r.returncode == 2
+    assert "state.path" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "s.json.gz").exists()
+
+
 def test_demo_runs_without_a_broker_and_serves_metrics(tmp_path):
     alerts = tmp_path / "demo.jsonl"
     r = cli("demo", "--rate", "0", "--samples", "500", "--metrics.port", "0", "--alerts-out", str(alerts),

@@ -4,7 +4,8 @@ The monitor runs `demo` (the simulated fleet with a lying device and a colluding
 per-group labels on (`--metrics.group-labels`) and serves /metrics; Prometheus (Debian's, started here
 on loopback) scrapes it every second. Each query of every panel must parse and return data, and the
 panels marked as showing the attack must show it (non-zero). The per-group dashboard's `$group`
-template variable is set to the group Prometheus sees a colluding set in (the attacked group).
+template variable (used as `${group:doublequote}`, so a group id cannot break out of the matcher) is set to
+the group Prometheus sees a colluding set in (the attacked group).
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def prometheus_on_attack(tmp_path_factory):
                 p.kill()
 
 
+def grafana_group(expr: str, group: str) -> str:
+    """What Grafana sends for ``${group:doublequote}``: the value quoted, its double quotes escaped
+    (so a group id with a quote cannot break out of the label matcher)."""
+    return expr.replace("${group:doublequote}", '"' + group.replace('"', '\\"') + '"')
+
+
 def panels():
     for path in DASHBOARDS:
         for panel in json.loads(path.read_text())["panels"]:
@@ -87,7 +94,7 @@ def panels():
 def test_panel_query_parses_returns_data_and_shows_the_attack(prometheus_on_attack, panel):
     base, attacked = prometheus_on_attack
     for i, target in enumerate(panel["targets"]):
-        expr = target["expr"].replace("$group", attacked)
+        expr = grafana_group(target["expr"], attacked)
         r = get(f"{base}/api/v1/query?query=" + urllib.parse.quote(expr))
         assert r["status"] == "success", r
         result = r["data"]["result"]
@@ -104,7 +111,7 @@ def test_group_template_variable_offers_the_attacked_group(prometheus_on_attack)
     assert var["name"] == label == "group"
     values = get(f"{base}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": metric}))["data"]
     assert attacked in values and "_other" not in values  # the demo's four groups are under metrics.max_groups
-    assert all('group="$group"' in t["expr"] for p in d["panels"] for t in p["targets"])
+    assert all("group=${group:doublequote}" in t["expr"] for p in d["panels"] for t in p["targets"])
 
 
 def test_dashboards_are_valid_grafana_json():
