@@ -144,7 +144,8 @@ def scoreboard(command, files, seeds, overall, per_scenario, cells, beijing, plo
 
 def _per_scenario_table(per_scenario: dict) -> str:
     head = ["scenario", "attack events", "monitor P", "R", "F1", "delay median (samples)",
-            "false alarms / honest device-day", "best baseline (F1)", "sets found", "consensus bias: monitor / median",
+            "false alarms / honest device-day", "best baseline (F1)", "sets found", "false collusion alerts",
+            "first alert typed right: faults / attacks", "consensus bias: monitor / median",
             "learner damage: guarded / unguarded"]
     rows = []
     for name, agg in per_scenario.items():
@@ -159,11 +160,19 @@ def _per_scenario_table(per_scenario: dict) -> str:
                      report._f(m["fa_per_device_day_honest"], 3),
                      f"{best[0]} ({report._f(best[1])})" if best[0] else "–",
                      f"{c['sets_found']}/{c['sets']}" if c["sets"] else "–",
+                     str(c["false_collusion_alerts"]),
+                     _typed((agg.get("alert_types") or {}).get("totals") or {}),
                      f"{report._f(cons.get(MONITOR, {}).get('bias_sigma'), 3)} / "
                      f"{report._f(cons.get('median', {}).get('bias_sigma'), 3)}" if cons else "–",
                      f"{report._f(lr.get('guarded_vs_clean'), 2, pct=True)} / "
                      f"{report._f(lr.get('unguarded_vs_clean'), 2, pct=True)}" if lr else "–"])
     return report._table(head, rows)
+
+
+def _typed(totals: dict) -> str:
+    """``right/typed`` for benign faults and single-device attacks (– where a scenario has none)."""
+    part = lambda t: f"{t['right']}/{t['typed_events']}" if t and t.get("typed_events") else "–"  # noqa: E731
+    return f"{part(totals.get('fault'))} / {part(totals.get('attack'))}"
 
 
 def _sweep_table(cells: list[dict]) -> str:
