@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.scan import evidence_bounds, subset_scan
+from monitor.scan import evidence_bounds, row_median, subset_scan
 
 
 @dataclass
@@ -190,10 +190,8 @@ class CollusionDetector:
         rel = None
         if noise is not None:  # each device's noise relative to its group's median
             lv = np.where(ok & (noise[rows] > 0), noise[rows], np.nan)
-            srt = np.sort(lv, axis=1)  # NaN last
-            m, r_ = (lv > 0).sum(axis=1), np.arange(len(lv))
-            med = (srt[r_, np.maximum((m - 1) // 2, 0)] + srt[r_, np.maximum(m // 2, 0)]) / 2.0
-            rel = lv / np.where(m > 0, med, 1.0)[:, None]
+            med = row_median(lv)
+            rel = lv / np.where(np.isfinite(med), med, 1.0)[:, None]
         for s in range(3):
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
             high, low = evidence_bounds(u, self.min_members, self.max_fraction, scale=rel)
@@ -233,7 +231,7 @@ class CollusionDetector:
         n = int(valid.sum())
         r = np.ones(len(u)) if rel is None else np.where(valid, rel, 1.0)
         m = np.where(valid, u * r, np.nan)          # value units, in the group's typical standard errors
-        med = float(np.nanmedian(m))
+        med = float(res.median[0])
         order = res.order[0, :n]
         rest = order[k:]
         weakest = m[order[k - 1]] if k else med

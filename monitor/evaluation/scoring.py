@@ -178,13 +178,13 @@ def isolation_delays(sets: list[Interval], isolated: list[tuple[str, float]], gr
     >>> r["delay_s"], r["members_isolated"], r["members"]
     (120.0, 2, 3)
     """
-    first: dict[str, list[float]] = defaultdict(list)
+    times: dict[str, list[float]] = defaultdict(list)
     for d, t in isolated:
-        first[d].append(t)
+        times[d].append(t)
     out = []
     for s in sets:
-        delays = sorted(min(t for t in first[d] if s.start <= t < s.end + grace) - s.start
-                        for d in s.members if any(s.start <= t < s.end + grace for t in first[d]))
+        within = ([t for t in times[d] if s.start <= t < s.end + grace] for d in s.members)
+        delays = sorted(min(ts) - s.start for ts in within if ts)
         half = (len(s.members) + 1) // 2
         out.append({"group": s.group, "class": s.type, "members": len(s.members), "members_isolated": len(delays),
                     "delay_s": delays[half - 1] if len(delays) >= half else None})
@@ -207,6 +207,7 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     >>> s["sets_found"], s["jaccard_mean"], s["false_collusion_alerts"]
     (1, 0.75, 0)
     """
+    iso = isolation_delays(sets, isolated, grace) if isolated is not None else []
     found, best_j, delays = 0, [], []
     matched_alarms: set[int] = set()
     for s in sets:
@@ -241,8 +242,8 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
         "benign_events": len(events), "benign_events_flagged": flagged_events,
         "benign_events_clean_fraction": 1 - flagged_events / len(events) if events else float("nan"),
         "raw": {"jaccards": best_j, "delays_s": delays, "matched_alerts": tp,
-                "isolation": isolation_delays(sets, isolated, grace) if isolated is not None else []},
-    } | _isolation_summary(isolation_delays(sets, isolated, grace) if isolated is not None else [])
+                "isolation": iso},
+    } | _isolation_summary(iso)
 
 
 def _isolation_summary(rows: list[dict]) -> dict:
