@@ -64,6 +64,8 @@ class DetectionSettings(_Section):
     noise_h: float = Field(18.0, gt=0, description="noise CUSUM alarm threshold")
     spike_z: float = Field(8.0, gt=0, description="a residual beyond this many sigmas is a spike")
     spike_quiet: int = Field(10, ge=1, description="windows without a spike before a spike alarm resolves")
+    spike_pair_z: float = Field(4.5, gt=0, description="smaller spikes (this many sigmas, coming straight back) alarm in pairs")
+    spike_pair_windows: int = Field(120, ge=1, description="... when two of them come at most this many windows apart")
     stuck_min_run: int = Field(10, ge=2, description="windows with an unchanged value before stuck")
     stuck_min_move: float = Field(3.0, ge=0, description="consensus move (device sigmas) that proves a device stuck")
     replay_k: int = Field(4, ge=2, description="length of the value sequences fingerprinted for replay")
