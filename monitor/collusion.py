@@ -165,11 +165,14 @@ class CollusionDetector:
         return [s for s in self._active.values() if s.confirmed]
 
     def scan(self, devices: np.ndarray, scored: np.ndarray, groups: np.ndarray,
-             windows: np.ndarray | None = None, noise: np.ndarray | None = None) -> list[Nomination]:
+             windows: np.ndarray | None = None, noise: np.ndarray | None = None,
+             honest: dict[int, int] | None = None) -> list[Nomination]:
         """Rows of a window round (``devices``: (R, C) indices, -1 absent; ``scored``: (R, C) bool;
         ``windows``: (R,) window of each row) whose group has no active set and is not cooling
         down, where a set stands out. ``noise``: (R, C) each device's own noise level (value
-        units): sets are then sought as one shift in value units (see `subset_scan`)."""
+        units): sets are then sought as one shift in value units (see `subset_scan`).
+        ``honest``: group -> direction of a camp known to be honest (by the consensus' history);
+        in those groups only the other camp is sought, and two camps are no reason to abstain."""
         free = np.ones(len(groups), bool)
         if self._active:
             free &= ~np.isin(groups, list(self._active))
@@ -187,6 +190,7 @@ class CollusionDetector:
         best = np.full(len(rows), -np.inf)
         how = np.zeros((len(rows), 2), int)  # (scale, direction)
         split = np.zeros(len(rows), bool)
+        known = np.array([honest.get(int(g), 0) for g in groups[rows]]) if honest else None
         rel = None
         if noise is not None:  # each device's noise relative to its group's median
             lv = np.where(ok & (noise[rows] > 0), noise[rows], np.nan)
@@ -203,10 +207,14 @@ class CollusionDetector:
             split |= ((up[0] >= self.threshold) & (down[0] >= self.threshold)
                       & (up[1] + down[1] >= self.split * n) & (ratio <= self.split_ratio))
             for direction, (evidence, _, _) in ((1, up), (-1, down)):
+                if honest:
+                    evidence = np.where(known == direction, -np.inf, evidence)
                 better = evidence > best
                 best = np.where(better, evidence, best)
                 how[better] = (s, direction)
         scanned = groups[rows]
+        if honest:
+            split &= known == 0
         self._split -= set(scanned[~split].tolist())
         self._split |= set(scanned[split].tolist())
         out = []

@@ -76,6 +76,7 @@ class DetectionSettings(_Section):
     collusion_winsor: float = Field(1.5, gt=0, description="a member counts at most this many standard errors above the set's weakest")
     collusion_value_units: bool = Field(True, description="seek colluding sets as one shift in value units (each device's residual mean weighted by its own noise level), not in each device's own standard errors")
     collusion_extend_z: float = Field(2.5, gt=0, description="a device standing out by this many of its own standard errors, in the direction of a set just found, is named with it")
+    collusion_hold_pulled: bool = Field(True, description="hold a bias/drift alarm raised against the direction of a set its group holds (not yet confirmed) until 60 windows after the hold, and alert it only if it lasts: the set's members still in the consensus pull it")
     collusion_min_members: int = Field(2, ge=2, description="smallest colluding set")
     collusion_max_fraction: float = Field(0.5, gt=0, le=1, description="largest colluding set, as a fraction of the group")
     collusion_join_z: float = Field(5.0, gt=0, description="evidence (z of the mean residual since the set was alerted) that joins a device to it")

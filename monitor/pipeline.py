@@ -35,6 +35,8 @@ from monitor.windows import WindowAligner, WindowRound
 HISTORY = 72          # certain consensus values kept per group (covers two middle memories)
 ANCHOR_MAX_AGE = 240  # windows a pre-jump consensus is trusted as the reference
 TAKEOVER_GAP = 2.0    # camps this many device sigmas apart are checked for a take-over
+STICKY = 16           # windows a take-over check's call of which camp is honest stands (twice the shortest memory)
+PULL_MARGIN = 60      # windows after a set's hold that an alarm raised against its pull is held (a capped CUSUM's decay)
 
 #: the types a ``device`` alert can carry: the detectors' verdicts and restarts (from sequence numbers)
 DEVICE_ALERT_TYPES = TYPES + ("restart",)
@@ -132,6 +134,7 @@ class Pipeline:
         self._anchor: dict[int, list[float]] = {}  # group -> [consensus before a suspected take-over, window]
         self.restarts = RestartTracker()
         self._restarted: dict[int, dict] = {}  # device -> open restart alert (plain numbers and strings)
+        self._pulled: dict[int, dict] = {}     # device -> shift alarm held while a set pulls its group (see _hold_pulled)
         self._onsets: dict[str, int] = {}  # "<what>:<group>" -> window an open group-level alert began
 
     # ---------------------------------------------------------------- driving
@@ -258,6 +261,8 @@ class Pipeline:
         names = self.registry.device_names
         gnames = self.registry.group_names
         held = self._hold_after_restart(devices, events, rnd, rows, cols, out) if self._restarted else set()
+        if self._pulled or (len(events.position) and self.settings.collusion_hold_pulled and self.collusion.active()):
+            held |= self._hold_pulled(devices, events, rnd, rows, cols, out)
         for j, pos in enumerate(events.position):
             d = int(devices[pos])
             typ = str(events.types[j])
@@ -281,7 +286,12 @@ class Pipeline:
         in_scan = np.zeros(rnd.devices.shape, bool)
         in_scan[rows[warm], cols[warm]] = True
         noise = self.devices.scale(np.maximum(rnd.devices, 0)) if self.settings.collusion_value_units else None
-        for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows, noise=noise):
+        honest = None
+        if self._anchor:  # groups where a take-over check has just called which camp is honest
+            now = dict(zip(rnd.groups.tolist(), rnd.windows.tolist()))
+            honest = {g: int(a[2]) for g, a in self._anchor.items()
+                      if len(a) > 3 and g in now and now[g] - a[3] <= STICKY}
+        for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows, noise=noise, honest=honest):
             g, w = int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
             if self._took_over(rnd, nom, offsets):
                 self.collusion.mark_split(g)  # the nominated camp looks like the honest one: abstain
@@ -388,6 +398,55 @@ class Pipeline:
                               "value": float(rnd.values[rows[pos], cols[pos]])}))
         return held
 
+    def _hold_pulled(self, devices: np.ndarray, events, rnd: WindowRound, rows: np.ndarray,
+                     cols: np.ndarray, out: StepResult) -> set[int]:
+        """Events to leave out: a bias or drift raised, against the direction of a set its group holds
+        (nominated, not yet confirmed), by a device outside the set. Until the rest of a set is found,
+        its members still in the consensus pull it their way, and honest devices read as shifted the
+        other way. Such an alarm is held until ``PULL_MARGIN`` windows after the set's hold; one that
+        ends by then was the pull (nothing is alerted), one still there is alerted as what it is,
+        with its own onset. The device is out of the consensus meanwhile, as any device in alarm."""
+        W = self.window_seconds
+        held: set[int] = set()
+        sets = {st.group: st for st in self.collusion.active() if not st.confirmed}
+        for j, pos in enumerate(events.position):
+            d = int(devices[pos])
+            if d in self._pulled:
+                if not events.firing[j]:      # the held alarm ended (or is re-typed): it was never alerted
+                    del self._pulled[d]
+                    held.add(j)
+                continue
+            if not events.firing[j] or str(events.types[j]) not in ("bias", "drift"):
+                continue
+            g = int(rnd.groups[rows[pos]])
+            st = sets.get(g)
+            if st is None or d in st.members:
+                continue
+            cusum = self.devices.slow if events.slow[j] else self.devices.cusum
+            pos_s, neg_s = cusum.sides(np.array([d]))
+            if (1 if pos_s[0] >= neg_s[0] else -1) == st.direction:
+                continue
+            self._pulled[d] = {"group": self.registry.group_names[g],
+                               "until": st.nominated + self.collusion.confirm + PULL_MARGIN}
+            held.add(j)
+        for pos in np.flatnonzero(np.isin(devices, list(self._pulled))) if self._pulled else ():
+            d = int(devices[pos])
+            w = int(rnd.windows[rows[pos]])
+            info = self._pulled[d]
+            if w <= info["until"]:
+                continue
+            del self._pulled[d]
+            if self.devices.firing[d]:  # the shift outlived the set's pull: say what it is
+                typ, onset, peak = self.devices.verdict(d)
+                onset_ts = onset * W
+                out.alerts.append(make_alert(
+                    alert_id=alert_id("device", typ, info["group"], [self.registry.device_names[d]], onset_ts),
+                    state="firing", kind="device", type_=typ, group=info["group"],
+                    devices=[self.registry.device_names[d]], onset_ts=onset_ts, ts=(w + 1) * W, score=peak,
+                    evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), "held_while_set_pulled": True,
+                              "value": float(rnd.values[rows[pos], cols[pos]])}))
+        return held
+
     def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool:
         """A set nominated on a short memory after a gross jump: is it the camp that stayed
         where the consensus was before the jump (honest devices, with colluders now holding the
@@ -395,13 +454,15 @@ class Pipeline:
         the set's onset (kept as an anchor while the group abstains)."""
         r, g, w = nom.row, int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
         present = rnd.devices[r] >= 0
-        if nom.scale == 2:  # a reference from hours ago says nothing about a small shift
-            return False
         anchor = self._anchor.get(g)
         if anchor is not None and w - anchor[1] > ANCHOR_MAX_AGE:
             del self._anchor[g]
             anchor = None
         held = anchor is not None  # a take-over was seen: judge every nomination against the same anchor
+        if nom.scale == 2 and not held:  # a reference from hours ago says nothing about a small shift
+            return False
+        if held and len(anchor) > 3 and w - anchor[3] <= STICKY:  # judged already (below)
+            return nom.direction == anchor[2]
         if anchor is None:
             back = self.collusion.memory_of(nom.scale)
             ok = (self._hist_w[g] >= 0) & (self._hist_w[g] <= w - 1 - back) & (self._hist_w[g] >= w - 1 - 2 * back)
@@ -419,8 +480,11 @@ class Pipeline:
         if not held and (not noise > 0 or abs(m - o) < TAKEOVER_GAP * noise):
             return False  # only a gross shift can be told from the signal's own movement since then
         took = abs(m - anchor[0]) < abs(o - anchor[0])
-        if took:
-            self._anchor[g] = anchor
+        if took or held:
+            # which camp is honest (the nominated one, or the other) is judged once, right after the jump,
+            # when the signal has moved least since the anchor; it stands for STICKY windows, long enough
+            # for the other camp to be nominated, short enough that a wrong call costs little
+            self._anchor[g] = anchor[:2] + [nom.direction if took else -nom.direction, w]
         return took
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
@@ -639,6 +703,7 @@ class Pipeline:
             "hist": [[None if not np.isfinite(x) else float(x) for x in row] for row in self._hist],
             "hist_w": self._hist_w.tolist(), "anchor": [[g, a] for g, a in self._anchor.items()],
             "restarts": self.restarts.state_dict(), "restarted": [[d, i] for d, i in self._restarted.items()],
+            "pulled": [[d, i] for d, i in self._pulled.items()],
         }
 
     @classmethod
@@ -666,6 +731,7 @@ class Pipeline:
         if "restarts" in state:
             p.restarts.load_state_dict(state["restarts"])
         p._restarted = {int(d): dict(i) for d, i in state.get("restarted", [])}
+        p._pulled = {int(d): dict(i) for d, i in state.get("pulled", [])}
         return p
 
     def group_view(self) -> dict[str, np.ndarray]:

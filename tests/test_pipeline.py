@@ -132,3 +132,49 @@ def test_consensus_abstains_when_the_group_disagrees_more_than_it_has_shown():
     assert uncertain[0].state == "firing" and uncertain[0].evidence["reason"] == "dispersion"
     assert 400 * 60 <= uncertain[0].ts <= 405 * 60
     assert all(u.ts >= 400 * 60 for u in uncertain)  # never before the change
+
+
+def test_alarms_against_a_held_sets_pull_wait_for_it():
+    """Gross colluding sets (scenarios/tuning/collusion-gross.yaml, unseen seeds): honest devices read as
+    shifted the other way until the whole set is out of the consensus. Holding those alarms through the
+    set's hold names no fewer attackers and no more honest devices, and what it alerts late says so."""
+    from pathlib import Path
+
+    from monitor.evaluation.runner import run_monitor
+    from monitor.evaluation.suite import simulated
+
+    spec = str(Path(__file__).resolve().parents[1] / "scenarios" / "tuning" / "collusion-gross.yaml")
+    honest = {True: 0, False: 0}
+    for data, _ in simulated([spec], [301, 302, 303]):
+        attackers = {r["device_id"] for r in data.labels if r["status"] == "attack"}
+        named = {}
+        for hold in (True, False):
+            alerts, *_ = run_monitor(data, DetectionSettings(collusion_hold_pulled=hold))
+            fired = [a for a in alerts if a.kind == "device" and a.state == "firing"]
+            named[hold] = {a.devices[0] for a in fired}
+            honest[hold] += len(named[hold] - attackers)
+            late = [a for a in fired if a.evidence.get("held_while_set_pulled")]
+            assert hold or not late
+            assert all(a.ts >= a.onset_ts for a in late)
+        assert attackers & named[False] <= named[True]
+    assert honest[True] <= honest[False]
+
+
+def test_half_a_group_jumping_is_named_not_the_half_that_stayed():
+    """Groups where half the devices jump together by 3 or 10 sigmas (scenarios/tuning/collusion-gross.yaml,
+    unseen seeds): the consensus' history says which camp moved. Every collusion alert must name mostly
+    attackers; before the take-over check's call was kept, a front moving the signal right after the
+    jump could get the camp that stayed named (seed 301)."""
+    from pathlib import Path
+
+    from monitor.evaluation.runner import run_monitor
+    from monitor.evaluation.suite import simulated
+
+    spec = str(Path(__file__).resolve().parents[1] / "scenarios" / "tuning" / "collusion-gross.yaml")
+    for data, _ in simulated([spec], [301, 302, 303]):
+        attackers = {r["device_id"] for r in data.labels if r["status"] == "attack"}
+        alerts, *_ = run_monitor(data, DetectionSettings())
+        sets = [a for a in alerts if a.kind == "collusion" and a.state == "firing"]
+        assert sets
+        for a in sets:
+            assert len(set(a.devices) & attackers) > len(a.devices) / 2, (data.meta["seed"], a.group, a.devices)
