@@ -8,6 +8,18 @@ from typing import ClassVar
 import numpy as np
 
 
+def take_rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[idx]`` for a 2-D array (``np.take`` copies whole rows; fancy indexing goes element by element)."""
+    return np.take(a, idx, axis=0)
+
+
+def put_rows(a: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> None:
+    """``a[idx] = rows`` for a C-contiguous 2-D array, each row moved as one opaque item
+    (numpy's fancy assignment of short rows goes element by element and is several times slower)."""
+    item = np.dtype((np.void, a.shape[1] * a.itemsize))
+    np.put(a.view(item)[:, 0], idx, np.ascontiguousarray(rows, dtype=a.dtype).view(item)[:, 0])
+
+
 @dataclass(frozen=True)
 class Observation:
     """One closed window for a set of devices (all arrays aligned, one entry a device).

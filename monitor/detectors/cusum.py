@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.detectors.base import Detection, Detector, Observation
+from monitor.detectors.base import Detection, Detector, Observation, put_rows, take_rows
 
 
 class MeanShiftCusum(Detector):
@@ -91,10 +91,10 @@ class MeanShiftCusum(Detector):
     def update(self, obs: Observation) -> Detection:
         d = obs.devices
         zc = np.clip(obs.z, -self.clip, self.clip)
-        run = self._sides[d]
+        run = take_rows(self._sides, d)
         pos = self._side(run[:, :5], zc, obs.window)
         neg = self._side(run[:, 5:], -zc, obs.window)
-        self._sides[d] = run
+        put_rows(self._sides, d, run)
         score = np.maximum(pos, neg)
         was = self._alarm[d]
         alarm = np.where(was, score > self.h_off, score >= self.h)
