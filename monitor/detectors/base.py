@@ -20,6 +20,13 @@ def put_rows(a: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> None:
     np.put(a.view(item)[:, 0], idx, np.ascontiguousarray(rows, dtype=a.dtype).view(item)[:, 0])
 
 
+def where_zero(cond: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.where(cond, x, 0.0)`` for float64 ``x``, bit for bit, without a branch per element:
+    ``x``'s bits and-ed with all ones where ``cond``, all zeros elsewhere (np.where mispredicts
+    on a mask that is neither mostly true nor mostly false, and is then several times slower)."""
+    return (np.asarray(x, np.float64).view(np.int64) & -cond.astype(np.int64)).view(np.float64)
+
+
 @dataclass(frozen=True)
 class Observation:
     """One closed window for a set of devices (all arrays aligned, one entry a device).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.detectors.base import Detection, Detector, Observation, put_rows, take_rows
+from monitor.detectors.base import Detection, Detector, Observation, where_zero
 
 
 class MeanShiftCusum(Detector):
@@ -51,55 +51,33 @@ class MeanShiftCusum(Detector):
             raise ValueError("MeanShiftCusum needs k >= 0, h > 0, 0 <= h_off < h, clip > k, cap >= 1")
         self.k, self.h, self.h_off, self.clip, self.cap, self.drift_t = k, h, h_off, clip, cap, drift_t
         super().__init__()
-        self._pack()
 
-    # the float state of both sides, kept as the columns of one (devices, 10) array so that a window
-    # costs one gather and one scatter; the named arrays (``_pos``, ...) are views of its columns
-    _PACKED = ("pos", "pos_start", "pos_n", "pos_sz", "pos_stz", "neg", "neg_start", "neg_n", "neg_sz", "neg_stz")
-
-    def _pack(self) -> None:
-        self._sides = np.stack([getattr(self, f"_{key}") for key in self._PACKED], axis=1)
-        for i, key in enumerate(self._PACKED):
-            setattr(self, f"_{key}", self._sides[:, i])
-
-    def resize(self, n_devices: int) -> None:
-        if n_devices > self._n:
-            super().resize(n_devices)
-            self._pack()
-
-    def load_state_dict(self, state: dict[str, list]) -> None:
-        super().load_state_dict(state)
-        self._pack()
-
-    def _side(self, run: np.ndarray, x: np.ndarray, window: np.ndarray) -> np.ndarray:
-        """Advance one side; ``run`` holds its (S, start, n, sz, stz) columns and is updated in place."""
-        old = run[:, 0]
+    def _side(self, name: str, d: np.ndarray, x: np.ndarray, window: np.ndarray) -> np.ndarray:
+        s = getattr(self, f"_{name}")
+        old = s[d]
         new = np.minimum(np.maximum(0.0, old + x - self.k), self.cap * self.h)
         starting = (old == 0.0) & (new > 0.0)
-        run[starting, 1] = window[starting]
-        fresh = starting | (new == 0.0)  # the run starts again from here
-        run_n = np.where(fresh, 0.0, run[:, 2])
-        run_sz = np.where(fresh, 0.0, run[:, 3])
-        run_stz = np.where(fresh, 0.0, run[:, 4])
+        getattr(self, f"_{name}_start")[d[starting]] = window[starting]
+        # the run sums are zeroed whenever the side is (below), so a run starting here adds to zeros
+        n_all, sz_all, stz_all = (getattr(self, f"_{name}_{k}") for k in ("n", "sz", "stz"))
+        n, sz, stz = n_all[d], sz_all[d], stz_all[d]
         alive = new > 0.0
-        run[:, 2] = np.where(alive, run_n + 1, 0.0)
-        run[:, 3] = np.where(alive, run_sz + x, 0.0)
-        run[:, 4] = np.where(alive, run_stz + run_n * x, 0.0)
-        run[:, 0] = new
+        n_all[d] = where_zero(alive, n + 1)
+        sz_all[d] = where_zero(alive, sz + x)
+        stz_all[d] = where_zero(alive, stz + n * x)
+        s[d] = new
         return new
 
     def update(self, obs: Observation) -> Detection:
         d = obs.devices
         zc = np.clip(obs.z, -self.clip, self.clip)
-        run = take_rows(self._sides, d)
-        pos = self._side(run[:, :5], zc, obs.window)
-        neg = self._side(run[:, 5:], -zc, obs.window)
-        put_rows(self._sides, d, run)
+        pos = self._side("pos", d, zc, obs.window)
+        neg = self._side("neg", d, -zc, obs.window)
         score = np.maximum(pos, neg)
         was = self._alarm[d]
         alarm = np.where(was, score > self.h_off, score >= self.h)
         self._alarm[d] = alarm
-        onset = np.where(pos >= neg, run[:, 1], run[:, 6])
+        onset = np.where(pos >= neg, self._pos_start[d], self._neg_start[d])
         return Detection(alarm=alarm, score=score, onset=onset.astype(np.float64))
 
     def sides(self, devices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
