@@ -9,6 +9,7 @@ import numpy as np
 
 _NONE: dict[str, int] = {}  # the devices of a group not seen yet
 
+
 class Registry:
     """Maps group names and (group, device_id) pairs to dense integer indices.
 

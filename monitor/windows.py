@@ -63,6 +63,13 @@ def _arrival_sort(g: np.ndarray, w: np.ndarray, dev: np.ndarray, order: np.ndarr
     return np.argsort((g * n_w + wr) * n_d + dev, kind="stable")  # ties keep arrival order
 
 
+def _concat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Chunks of readings (dicts of aligned arrays) as one, in order (the chunk itself if only one)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
 class WindowAligner:
     """Groups readings into closed windows per group.
 
@@ -90,7 +97,7 @@ class WindowAligner:
         self.lateness_seconds = float(lateness_seconds)
         self._max_ts = np.full(0, -np.inf)
         # readings waiting in open windows, as the chunks they came in (in arrival order): a chunk is
-        # copied only when part of it closes, not every time a batch arrives
+        # copied only when part of it closes (or to merge what stays open), not every time a batch arrives
         self._pending: list[dict[str, np.ndarray]] = []
         self._arrivals = 0
 
@@ -153,11 +160,12 @@ class WindowAligner:
             else:
                 closed.append({k: v[done] for k, v in p.items()})
                 kept.append({k: v[~done] for k, v in p.items()})
-        self._pending = [p for p in kept if len(p["g"])]
+        kept = [p for p in kept if len(p["g"])]
+        self._pending = [_concat(kept)] if len(kept) > 1 else kept  # (few chunks, however small the batches)
         closed = [p for p in closed if len(p["g"])]
         if not closed:
             return []
-        c = closed[0] if len(closed) == 1 else {k: np.concatenate([p[k] for p in closed]) for k in closed[0]}
+        c = _concat(closed)
         # last arrival wins for a device sending twice in one window
         srt = _arrival_sort(c["g"], c["w"], c["dev"], c["order"])
         c = {k: v[srt] for k, v in c.items()}
@@ -192,7 +200,7 @@ class WindowAligner:
         return sum(len(p["g"]) for p in self._pending)
 
     def state_dict(self) -> dict:
-        pending = {k: np.concatenate([v] + [p[k] for p in self._pending]) for k, v in self._empty().items()}
+        pending = _concat([self._empty()] + self._pending)
         return {"max_ts": self._max_ts.tolist(), "arrivals": self._arrivals,
                 **{f"pending_{k}": v.tolist() for k, v in pending.items()}}
 
