@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+_NONE: dict[str, int] = {}  # the devices of a group not seen yet
+
 
 class Registry:
     """Maps group names and (group, device_id) pairs to dense integer indices.
@@ -24,7 +26,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._groups: dict[str, int] = {}
-        self._devices: dict[tuple[str, str], int] = {}
+        self._devices: dict[str, dict[str, int]] = {}  # group name -> device id -> index
         self.group_names: list[str] = []
         self.device_names: list[str] = []
         self._group_size: list[int] = []
@@ -42,17 +44,19 @@ class Registry:
 
     def index(self, groups: Sequence[str], device_ids: Sequence[str]) -> np.ndarray:
         """Device indices for parallel lists of groups and ids, registering new ones."""
-        found = np.fromiter(map(self._devices.get, zip(groups, device_ids), repeat(-1)), dtype=np.int64,
-                            count=len(device_ids))
+        # two plain lookups per reading (group, then id) are cheaper than hashing a (group, id) tuple
+        by_group = map(self._devices.get, groups, repeat(_NONE))
+        found = np.fromiter(map(dict.get, by_group, device_ids, repeat(-1)), dtype=np.int64, count=len(device_ids))
         for i in np.flatnonzero(found < 0).tolist():  # new devices, in order of first sight
             found[i] = self._register((groups[i], device_ids[i]))
         return found
 
     def _register(self, key: tuple[str, str]) -> int:
-        idx = self._devices.get(key)
+        ids = self._devices.setdefault(key[0], {})
+        idx = ids.get(key[1])
         if idx is None:  # (the same new device may appear twice in one batch)
             g = self.group(key[0])
-            idx = self._devices[key] = len(self.device_names)
+            idx = ids[key[1]] = len(self.device_names)
             self.device_names.append(key[1])
             self._device_group.append(g)
             self._device_local.append(self._group_size[g])

@@ -138,10 +138,11 @@ def subset_scan(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, winsor
 def evidence_bounds(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5,
                     scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(R,) upper bounds on `subset_scan`'s evidence of each row on the high side (``u``) and on the
-    low side (``-u``), from the row's extremes and median alone (one sort, no scan): any set's capped
-    mean is at most the extreme value, ``T_k``'s denominator is smallest where the set's weight is
-    largest (at most the ``k`` largest weights at the largest allowed ``k``) and ``ln C(n, k)`` is
-    smallest at an end of the allowed range. ``-inf`` where no set size is allowed.
+    low side (``-u``), without a scan. With ``d_i`` a member's deviation from the row's median (value
+    units; positive towards the side) and ``w_i`` its weight, a set's statistic is at most
+    ``sum(w_i d_i) / sqrt(W)`` (W = sum(w_i); capping only lowers the d_i) and, by Cauchy-Schwarz, at
+    most ``sqrt(sum(w_i d_i**2))`` over its members with ``d_i > 0``: at most the sum of the ``k``
+    largest such terms of the row. ``ln C(n, k)`` is exact. ``-inf`` where no set size is allowed.
 
     >>> u = np.array([[5.0, 4.6, 5.3, 0.2, -0.4, 0.1, -1.0, 0.5, -0.3, 0.0], [0.3, -0.2, 0.1, 0.0, -0.1, 0.2, 0, 0, 0, 0]])
     >>> high, low = evidence_bounds(u)
@@ -152,28 +153,22 @@ def evidence_bounds(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5,
     >>> bool(np.all(high >= subset_scan(u, scale=r).evidence) and np.all(low >= subset_scan(-u, scale=r).evidence))
     True
     """
-    u, valid, w_all = _value_units(u, scale)
-    srt = np.sort(np.where(valid, u, np.nan), axis=1)  # NaN last
+    u, valid, w = _value_units(u, scale)
+    R, C = u.shape
     n = valid.sum(axis=1)
-    rows = np.arange(len(u))
-    med = _middle(srt, n)
-    k_lo = max(min_k, 1)
-    k_hi = np.minimum(np.minimum(np.floor(max_fraction * n).astype(int), n - 1), u.shape[1])
-    ok = k_hi >= k_lo
-    k_hi = np.maximum(k_hi, k_lo)
-    lc = _log_choose_table(n, np.arange(1, max(k_lo, int(k_hi.max(initial=0))) + 1))
-    penalty = np.minimum(lc[:, k_lo - 1], lc[rows, k_hi - 1])
-    if w_all is None:
-        w_hi = k_hi.astype(float)
-    else:  # the k_hi largest weights of the row
-        w_sorted = -np.sort(-w_all, axis=1)
-        w_hi = np.take_along_axis(np.cumsum(w_sorted, axis=1), np.minimum(k_hi, u.shape[1])[:, None] - 1, axis=1)[:, 0]
-    denom = np.sqrt(1.0 / np.maximum(w_hi, 1e-300) + np.pi / (2.0 * np.maximum(n, 1)))
+    med = _middle(np.sort(np.where(valid, u, np.nan), axis=1), n)[:, None]  # (NaN sorts last)
+    k_hi = np.minimum(np.floor(max_fraction * n).astype(int), n - 1)
+    K = min(C, int(k_hi.max(initial=0)))
+    if K < max(min_k, 1):
+        return np.full(R, -np.inf), np.full(R, -np.inf)
+    ks = np.arange(1, K + 1)
+    allowed = (ks[None, :] >= min_k) & (ks[None, :] <= k_hi[:, None])
+    penalty = _log_choose_table(n, ks)
     bounds = []
-    for gap in (srt[rows, np.maximum(n - 1, 0)] - med, med - srt[:, 0]):
-        with np.errstate(invalid="ignore"):
-            t = np.maximum(gap, 0.0) / denom
-        bounds.append(np.where(ok, 0.5 * t * t - penalty, -np.inf))
+    for dev in (u - med, med - u):
+        terms = np.where(valid & (dev > 0), dev * dev if w is None else w * dev * dev, 0.0)
+        top = np.cumsum(-np.sort(-terms, axis=1)[:, :K], axis=1)  # the k largest terms
+        bounds.append(np.where(allowed, 0.5 * top - penalty, -np.inf).max(axis=1))
     return bounds[0], bounds[1]
 
 

@@ -63,6 +63,13 @@ def _arrival_sort(g: np.ndarray, w: np.ndarray, dev: np.ndarray, order: np.ndarr
     return np.argsort((g * n_w + wr) * n_d + dev, kind="stable")  # ties keep arrival order
 
 
+def _concat(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Chunks of readings (dicts of aligned arrays) as one, in order (the chunk itself if only one)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
 class WindowAligner:
     """Groups readings into closed windows per group.
 
@@ -89,7 +96,9 @@ class WindowAligner:
         self.window_seconds = float(window_seconds)
         self.lateness_seconds = float(lateness_seconds)
         self._max_ts = np.full(0, -np.inf)
-        self._pending = self._empty()
+        # readings waiting in open windows, as the chunks they came in (in arrival order): a chunk is
+        # copied only when part of it closes (or to merge what stays open), not every time a batch arrives
+        self._pending: list[dict[str, np.ndarray]] = []
         self._arrivals = 0
 
     @staticmethod
@@ -128,7 +137,8 @@ class WindowAligner:
         self._arrivals += n
         new = {"g": groups[ok], "w": win[ok], "dev": devices[ok], "local": local[ok],
                "val": values[ok], "order": arrivals[ok]}
-        self._pending = {k: np.concatenate([self._pending[k], new[k]]) for k in new}
+        dtypes = {k: v.dtype for k, v in self._empty().items()}
+        self._pending.append({k: np.asarray(v, dtypes[k]) for k, v in new.items()})
         return int(late.sum())
 
     def close(self, flush: bool = False) -> list[WindowRound]:
@@ -137,17 +147,25 @@ class WindowAligner:
         Round ``r`` holds the ``r``-th closed window of every group, so that
         per-device state sees windows in event-time order.
         """
-        p = self._pending
-        if len(p["g"]) == 0:
+        closed, kept = [], []
+        for p in self._pending:
+            if flush:
+                done = np.ones(len(p["g"]), dtype=bool)
+            else:
+                done = (p["w"] + 1) * self.window_seconds <= self._max_ts[p["g"]] - self.lateness_seconds
+            if done.all():
+                closed.append(p)
+            elif not done.any():
+                kept.append(p)
+            else:
+                closed.append({k: v[done] for k, v in p.items()})
+                kept.append({k: v[~done] for k, v in p.items()})
+        kept = [p for p in kept if len(p["g"])]
+        self._pending = [_concat(kept)] if len(kept) > 1 else kept  # (few chunks, however small the batches)
+        closed = [p for p in closed if len(p["g"])]
+        if not closed:
             return []
-        if flush:
-            done = np.ones(len(p["g"]), dtype=bool)
-        else:
-            done = (p["w"] + 1) * self.window_seconds <= self._max_ts[p["g"]] - self.lateness_seconds
-        if not done.any():
-            return []
-        c = {k: v[done] for k, v in p.items()}
-        self._pending = {k: v[~done] for k, v in p.items()}
+        c = _concat(closed)
         # last arrival wins for a device sending twice in one window
         srt = _arrival_sort(c["g"], c["w"], c["dev"], c["order"])
         c = {k: v[srt] for k, v in c.items()}
@@ -179,14 +197,15 @@ class WindowAligner:
     @property
     def pending(self) -> int:
         """Readings waiting in windows that are still open."""
-        return len(self._pending["g"])
+        return sum(len(p["g"]) for p in self._pending)
 
     def state_dict(self) -> dict:
+        pending = _concat([self._empty()] + self._pending)
         return {"max_ts": self._max_ts.tolist(), "arrivals": self._arrivals,
-                **{f"pending_{k}": v.tolist() for k, v in self._pending.items()}}
+                **{f"pending_{k}": v.tolist() for k, v in pending.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self._max_ts = np.asarray(state["max_ts"], dtype=np.float64)
         self._arrivals = int(state["arrivals"])
-        for k, v in self._empty().items():
-            self._pending[k] = np.asarray(state[f"pending_{k}"], dtype=v.dtype)
+        pending = {k: np.asarray(state[f"pending_{k}"], dtype=v.dtype) for k, v in self._empty().items()}
+        self._pending = [pending] if len(pending["g"]) else []

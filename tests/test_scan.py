@@ -60,3 +60,13 @@ def test_honest_rows_rarely_pass_the_threshold():
     for s in (None, scale):
         ev = np.maximum(subset_scan(u, 2, 0.5, scale=s).evidence, subset_scan(-u, 2, 0.5, scale=s).evidence)
         assert (ev >= 10).mean() < 2e-4      # the union bound: at most about e^-10 per test and side
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bound_rules_out_honest_rows(weighted):
+    """The bound is what lets a round skip the scan: on honest rows it should rarely reach the threshold."""
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=(2000, 20))
+    s = rng.uniform(0.5, 1.5, u.shape) if weighted else None
+    high, low = evidence_bounds(u, 2, 0.5, scale=s)
+    assert (np.maximum(high, low) >= 10).mean() < 0.01

@@ -8,6 +8,25 @@ from typing import ClassVar
 import numpy as np
 
 
+def take_rows(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[idx]`` for a 2-D array (``np.take`` copies whole rows; fancy indexing goes element by element)."""
+    return np.take(a, idx, axis=0)
+
+
+def put_rows(a: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> None:
+    """``a[idx] = rows`` for a C-contiguous 2-D array, each row moved as one opaque item
+    (numpy's fancy assignment of short rows goes element by element and is several times slower)."""
+    item = np.dtype((np.void, a.shape[1] * a.itemsize))
+    np.put(a.view(item)[:, 0], idx, np.ascontiguousarray(rows, dtype=a.dtype).view(item)[:, 0])
+
+
+def where_zero(cond: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.where(cond, x, 0.0)`` for float64 ``x``, bit for bit, without a branch per element:
+    ``x``'s bits and-ed with all ones where ``cond``, all zeros elsewhere (np.where mispredicts
+    on a mask that is neither mostly true nor mostly false, and is then several times slower)."""
+    return (np.asarray(x, np.float64).view(np.int64) & -cond.astype(np.int64)).view(np.float64)
+
+
 @dataclass(frozen=True)
 class Observation:
     """One closed window for a set of devices (all arrays aligned, one entry a device).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.detectors.base import Detection, Detector, Observation
+from monitor.detectors.base import Detection, Detector, Observation, where_zero
 
 
 class MeanShiftCusum(Detector):
@@ -58,15 +58,13 @@ class MeanShiftCusum(Detector):
         new = np.minimum(np.maximum(0.0, old + x - self.k), self.cap * self.h)
         starting = (old == 0.0) & (new > 0.0)
         getattr(self, f"_{name}_start")[d[starting]] = window[starting]
-        n, sz, stz = (getattr(self, f"_{name}_{k}") for k in ("n", "sz", "stz"))
-        fresh = starting | (new == 0.0)  # the run starts again from here
-        run_n = np.where(fresh, 0.0, n[d])
-        run_sz = np.where(fresh, 0.0, sz[d])
-        run_stz = np.where(fresh, 0.0, stz[d])
+        # the run sums are zeroed whenever the side is (below), so a run starting here adds to zeros
+        n_all, sz_all, stz_all = (getattr(self, f"_{name}_{k}") for k in ("n", "sz", "stz"))
+        n, sz, stz = n_all[d], sz_all[d], stz_all[d]
         alive = new > 0.0
-        n[d] = np.where(alive, run_n + 1, 0.0)
-        sz[d] = np.where(alive, run_sz + x, 0.0)
-        stz[d] = np.where(alive, run_stz + run_n * x, 0.0)
+        n_all[d] = where_zero(alive, n + 1)
+        sz_all[d] = where_zero(alive, sz + x)
+        stz_all[d] = where_zero(alive, stz + n * x)
         s[d] = new
         return new
 

@@ -6,7 +6,7 @@ from functools import reduce
 
 import numpy as np
 
-from monitor.detectors.base import Detection, Detector, Observation
+from monitor.detectors.base import Detection, Detector, Observation, put_rows, take_rows
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -25,6 +25,14 @@ def _hash(last: np.ndarray) -> np.ndarray:
 def _span(rows: np.ndarray) -> np.ndarray:
     """``np.ptp(rows, axis=1)``, column by column (a reduction along short rows is slow in numpy)."""
     return reduce(np.maximum, rows.T) - reduce(np.minimum, rows.T)
+
+
+def _words(rows: np.ndarray) -> np.ndarray:
+    """Rows of bools as rows of uint64 words (padded with False to a multiple of 8 columns)."""
+    pad = -rows.shape[1] % 8
+    if pad:
+        rows = np.pad(rows, ((0, 0), (0, pad)))
+    return rows.view(np.uint64)
 
 
 class ReplayDetector(Detector):
@@ -67,29 +75,35 @@ class ReplayDetector(Detector):
 
     def update(self, obs: Observation) -> Detection:
         d = obs.devices
-        last = np.concatenate([self._last[d][:, 1:], obs.value[:, None]], axis=1)
-        self._last[d] = last
+        old = take_rows(self._last, d)
+        last = np.empty_like(old)
+        last[:, :-1], last[:, -1] = old[:, 1:], obs.value
+        put_rows(self._last, d, last)
         filled = np.minimum(self._filled[d] + 1, self.k)
         self._filled[d] = filled
         ready = (filled >= self.k) & (_span(last) > 0)
         h = _hash(last) | np.uint32(1)  # 0 marks an empty ring slot
         seen = ready & self._in_ring(d, h)
         pos = self._pos[d]
-        self._ring[d[ready], pos[ready]] = h[ready]
+        np.put(self._ring, d[ready] * self.capacity + pos[ready], h[ready])  # flat index of (device, slot)
         self._pos[d] = np.where(ready, (pos + 1) % self.capacity, pos)
-        hits = np.where(seen, self._hits[d] + 1, 0)
+        before = self._hits[d]
+        hits = np.where(seen, before + 1, 0)
         misses = np.where(seen, 0, self._misses[d] + 1)
-        self._start[d] = np.where(seen & (self._hits[d] == 0), obs.window - self.k + 1, self._start[d])
+        start = np.where(seen & (before == 0), obs.window - self.k + 1, self._start[d])
+        self._start[d] = start
         self._hits[d], self._misses[d] = hits, misses
         was = self._alarm[d]
         alarm = np.where(was, misses < self.min_matches, hits >= self.min_matches)
         self._alarm[d] = alarm
-        return Detection(alarm=alarm, score=hits.astype(np.float64), onset=self._start[d].copy())
+        return Detection(alarm=alarm, score=hits.astype(np.float64), onset=start)
 
     def _in_ring(self, d: np.ndarray, h: np.ndarray, block: int = 4096) -> np.ndarray:
         """Whether each device's ring holds its fingerprint ``h``, a block of devices at a time
-        (each block's rings stay in cache between the copy and the comparison)."""
+        (each block's rings stay in cache between the copy and the comparison). A row's matches are
+        reduced 8 at a time, as uint64 words (numpy's ``any`` along short bool rows is slow)."""
         out = np.empty(len(d), bool)
         for i in range(0, len(d), block):
-            out[i:i + block] = (self._ring[d[i:i + block]] == h[i:i + block, None]).any(axis=1)
+            match = take_rows(self._ring, d[i:i + block]) == h[i:i + block, None]
+            out[i:i + block] = _words(match).any(axis=1)
         return out
