@@ -13,13 +13,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, CliApp, CliPositionalArg, CliSubCommand, SettingsError
 
 from monitor import config
-from monitor.config import DetectionSettings, Settings
+from monitor.config import Settings
 
 log = logging.getLogger("monitor")
 

@@ -131,7 +131,9 @@ class Pipeline:
         # per group: the last HISTORY certain consensus values and their windows (for the continuity check)
         self._hist = np.full((0, HISTORY), np.nan)
         self._hist_w = np.full((0, HISTORY), -1, np.int64)
-        self._anchor: dict[int, list[float]] = {}  # group -> [consensus before a suspected take-over, window]
+        # group -> [consensus before a suspected take-over, its window(, direction of the camp called honest,
+        # window of that call)] (see _took_over)
+        self._anchor: dict[int, list[float]] = {}
         self.restarts = RestartTracker()
         self._restarted: dict[int, dict] = {}  # device -> open restart alert (plain numbers and strings)
         self._pulled: dict[int, dict] = {}     # device -> shift alarm held while a set pulls its group (see _hold_pulled)
@@ -387,16 +389,20 @@ class Pipeline:
             del self._restarted[d]
             out.alerts.append(self._restart_alert(d, info, "resolved", (w + 1) * W))
             if info["absorbed"] and self.devices.firing[d]:  # the shift outlived the hold: say what it is
-                typ, onset, peak = self.devices.verdict(d)
-                onset_ts = onset * W
-                out.alerts.append(make_alert(
-                    alert_id=alert_id("device", typ, info["group"], [self.registry.device_names[d]], onset_ts),
-                    state="firing", kind="device", type_=typ, group=info["group"],
-                    devices=[self.registry.device_names[d]], onset_ts=onset_ts, ts=(w + 1) * W,
-                    score=peak,
-                    evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), "after_restart": True,
-                              "value": float(rnd.values[rows[pos], cols[pos]])}))
+                out.alerts.append(self._held_shift_alert(d, info["group"], w, float(rnd.values[rows[pos], cols[pos]]),
+                                                         "after_restart"))
         return held
+
+    def _held_shift_alert(self, d: int, group: str, w: int, value: float, why: str) -> Alert:
+        """The firing alert of a device's current alarm, raised late (after a hold): its own type,
+        onset and peak, with ``why`` (the hold it outlived) set in the evidence."""
+        typ, onset, peak = self.devices.verdict(d)
+        onset_ts = onset * self.window_seconds
+        name = self.registry.device_names[d]
+        return make_alert(
+            alert_id=alert_id("device", typ, group, [name], onset_ts), state="firing", kind="device", type_=typ,
+            group=group, devices=[name], onset_ts=onset_ts, ts=(w + 1) * self.window_seconds, score=peak,
+            evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), why: True, "value": value})
 
     def _hold_pulled(self, devices: np.ndarray, events, rnd: WindowRound, rows: np.ndarray,
                      cols: np.ndarray, out: StepResult) -> set[int]:
@@ -406,7 +412,6 @@ class Pipeline:
         other way. Such an alarm is held until ``PULL_MARGIN`` windows after the set's hold; one that
         ends by then was the pull (nothing is alerted), one still there is alerted as what it is,
         with its own onset. The device is out of the consensus meanwhile, as any device in alarm."""
-        W = self.window_seconds
         held: set[int] = set()
         sets = {st.group: st for st in self.collusion.active() if not st.confirmed}
         for j, pos in enumerate(events.position):
@@ -437,14 +442,8 @@ class Pipeline:
                 continue
             del self._pulled[d]
             if self.devices.firing[d]:  # the shift outlived the set's pull: say what it is
-                typ, onset, peak = self.devices.verdict(d)
-                onset_ts = onset * W
-                out.alerts.append(make_alert(
-                    alert_id=alert_id("device", typ, info["group"], [self.registry.device_names[d]], onset_ts),
-                    state="firing", kind="device", type_=typ, group=info["group"],
-                    devices=[self.registry.device_names[d]], onset_ts=onset_ts, ts=(w + 1) * W, score=peak,
-                    evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), "held_while_set_pulled": True,
-                              "value": float(rnd.values[rows[pos], cols[pos]])}))
+                out.alerts.append(self._held_shift_alert(d, info["group"], w, float(rnd.values[rows[pos], cols[pos]]),
+                                                         "held_while_set_pulled"))
         return held
 
     def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool:

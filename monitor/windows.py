@@ -46,6 +46,10 @@ def _segmented_running_max(keys: np.ndarray, x: np.ndarray, start: np.ndarray) -
     return np.maximum.accumulate(y) - seg * span + lo
 
 
+#: the fields of a pending reading and their dtypes
+_FIELDS = {"g": np.int64, "w": np.int64, "dev": np.int64, "local": np.int64, "val": np.float64, "order": np.int64}
+
+
 def _arrival_sort(g: np.ndarray, w: np.ndarray, dev: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Indices sorting by (group, window, device, arrival): ``np.lexsort`` of the four, done as one
     stable sort of a combined integer key when it fits (four times fewer passes over the batch).
@@ -103,14 +107,7 @@ class WindowAligner:
 
     @staticmethod
     def _empty() -> dict[str, np.ndarray]:
-        return {
-            "g": np.empty(0, np.int64),
-            "w": np.empty(0, np.int64),
-            "dev": np.empty(0, np.int64),
-            "local": np.empty(0, np.int64),
-            "val": np.empty(0, np.float64),
-            "order": np.empty(0, np.int64),
-        }
+        return {k: np.empty(0, t) for k, t in _FIELDS.items()}
 
     def _grow(self, n_groups: int) -> None:
         if n_groups > len(self._max_ts):
@@ -137,8 +134,7 @@ class WindowAligner:
         self._arrivals += n
         new = {"g": groups[ok], "w": win[ok], "dev": devices[ok], "local": local[ok],
                "val": values[ok], "order": arrivals[ok]}
-        dtypes = {k: v.dtype for k, v in self._empty().items()}
-        self._pending.append({k: np.asarray(v, dtypes[k]) for k, v in new.items()})
+        self._pending.append({k: np.asarray(v, _FIELDS[k]) for k, v in new.items()})
         return int(late.sum())
 
     def close(self, flush: bool = False) -> list[WindowRound]:

@@ -51,10 +51,6 @@ class StuckDetector(Detector):
         self._alarm[d] = alarm
         return Detection(alarm=alarm, score=run.astype(np.float64), onset=self._start[d].copy())
 
-    def run(self, devices: np.ndarray) -> np.ndarray:
-        """Windows each device's value has stayed unchanged."""
-        return self._run[devices]
-
     def evident(self, devices: np.ndarray, min_run: int = 3, min_move: float = 1.0) -> np.ndarray:
         """Less is enough when another detector already sees the device deviate: unchanged for
         ``self.min_run`` windows, or for ``min_run`` while the consensus moved by ``min_move`` scales
