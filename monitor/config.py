@@ -58,7 +58,9 @@ class DetectionSettings(_Section):
     cusum_h: float = Field(11.8, gt=0, description="CUSUM alarm threshold")
     cusum_h_off: float = Field(1.0, ge=0, description="CUSUM level under which an alarm resolves")
     slow_k: float = Field(0.2, ge=0, description="slow CUSUM reference value (sigmas): ramps and small steps")
-    slow_h: float = Field(22.0, gt=0, description="slow CUSUM alarm threshold")
+    slow_h: float = Field(16.0, gt=0, description="slow CUSUM alarm threshold")
+    baseline_slack: float = Field(2.0, ge=0, description="mean-shift CUSUMs add this many standard errors of the "
+                                  "device's learned offset to their reference value")
     clip: float = Field(4.0, gt=0, description="residuals are clipped here (sigmas) before CUSUMs")
     noise_ratio: float = Field(2.0, gt=1, description="noise CUSUM: sigma growth it is tuned for")
     noise_h: float = Field(18.0, gt=0, description="noise CUSUM alarm threshold")

@@ -113,6 +113,7 @@ class Pipeline:
             stuck=StuckDetector(min_run=s.stuck_min_run, min_move=s.stuck_min_move),
             replay=ReplayDetector(k=s.replay_k, capacity=s.replay_capacity, min_matches=s.replay_min_matches),
             slow=SlowShiftCusum(k=s.slow_k, h=s.slow_h, h_off=s.cusum_h_off, clip=s.clip),
+            baseline_slack=s.baseline_slack,
         )
         self.collusion = CollusionDetector(
             min_members=s.collusion_min_members, max_fraction=s.collusion_max_fraction,

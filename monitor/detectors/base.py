@@ -32,7 +32,10 @@ class Observation:
     """One closed window for a set of devices (all arrays aligned, one entry a device).
 
     ``z`` is the device's standardised residual against the consensus and its own
-    learned offset: N(0, 1) for an honest device.
+    learned offset: N(0, 1) for an honest device. ``slack`` (optional, sigmas per
+    device) is how far that learned offset may itself be off: mean-shift
+    statistics add it to their reference value, so a baseline learned from few
+    windows is not mistaken for a shift.
     """
 
     devices: np.ndarray    # global device indices (unique)
@@ -41,6 +44,7 @@ class Observation:
     consensus: np.ndarray  # group consensus of the window
     z: np.ndarray          # standardised residual
     scale: np.ndarray      # the device's residual scale (value units)
+    slack: np.ndarray | None = None  # uncertainty of the learned offset (sigmas); None: none
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ class MeanShiftCusum(Detector):
     """Page's two-sided CUSUM with alarm hysteresis and a bias/drift verdict.
 
     Each side accumulates ``S = max(0, S + zc - k)`` where ``zc`` is ``z``
-    clipped to ``±clip`` (so one spike cannot fire it). The alarm goes on at
+    clipped to ``±clip`` (so one spike cannot fire it) and ``k`` is raised by the
+    observation's ``slack`` where given. The alarm goes on at
     ``S >= h`` and off once both sides are back at or below ``h_off``; while
     high, ``S`` is capped at ``cap * h`` so the alarm clears within a bounded
     time after the deviation ends. The onset estimate is the window where the
@@ -52,10 +53,10 @@ class MeanShiftCusum(Detector):
         self.k, self.h, self.h_off, self.clip, self.cap, self.drift_t = k, h, h_off, clip, cap, drift_t
         super().__init__()
 
-    def _side(self, name: str, d: np.ndarray, x: np.ndarray, window: np.ndarray) -> np.ndarray:
+    def _side(self, name: str, d: np.ndarray, x: np.ndarray, window: np.ndarray, k) -> np.ndarray:
         s = getattr(self, f"_{name}")
         old = s[d]
-        new = np.minimum(np.maximum(0.0, old + x - self.k), self.cap * self.h)
+        new = np.minimum(np.maximum(0.0, old + x - k), self.cap * self.h)
         starting = (old == 0.0) & (new > 0.0)
         getattr(self, f"_{name}_start")[d[starting]] = window[starting]
         # the run sums are zeroed whenever the side is (below), so a run starting here adds to zeros
@@ -71,8 +72,9 @@ class MeanShiftCusum(Detector):
     def update(self, obs: Observation) -> Detection:
         d = obs.devices
         zc = np.clip(obs.z, -self.clip, self.clip)
-        pos = self._side("pos", d, zc, obs.window)
-        neg = self._side("neg", d, -zc, obs.window)
+        k = self.k if obs.slack is None else self.k + obs.slack
+        pos = self._side("pos", d, zc, obs.window, k)
+        neg = self._side("neg", d, -zc, obs.window, k)
         score = np.maximum(pos, neg)
         was = self._alarm[d]
         alarm = np.where(was, score > self.h_off, score >= self.h)

@@ -52,12 +52,13 @@ class DeviceMonitor:
                  cusum: MeanShiftCusum | None = None, variance: VarianceCusum | None = None,
                  spike: SpikeDetector | None = None, stuck: StuckDetector | None = None,
                  replay: ReplayDetector | None = None, slow: SlowShiftCusum | None = None,
-                 stuck_run: int = 3, noise_share: float = 0.5) -> None:
-        if warmup < 2 or not (0 < alpha < 1) or min_scale <= 0 or stuck_run < 2 or not 0 < noise_share <= 1:
+                 stuck_run: int = 3, noise_share: float = 0.5, baseline_slack: float = 2.0) -> None:
+        if (warmup < 2 or not (0 < alpha < 1) or min_scale <= 0 or stuck_run < 2 or not 0 < noise_share <= 1
+                or baseline_slack < 0):
             raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0, stuck_run >= 2, "
-                             "0 < noise_share <= 1")
+                             "0 < noise_share <= 1, baseline_slack >= 0")
         self.warmup, self.alpha, self.min_scale = warmup, alpha, min_scale
-        self.stuck_run, self.noise_share = stuck_run, noise_share
+        self.stuck_run, self.noise_share, self.baseline_slack = stuck_run, noise_share, baseline_slack
         self.cusum = cusum or MeanShiftCusum()
         self.variance = variance or VarianceCusum()
         self.spike = spike or SpikeDetector()
@@ -129,7 +130,11 @@ class DeviceMonitor:
         warm = n >= self.warmup
         scale = np.maximum(np.sqrt(self._var[d] + cvar), self.min_scale * (1.0 + np.abs(consensus) / u))
         z = np.where(warm, (r - self._mean[d]) / scale, 0.0)
-        events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], (scale * u)[warm])
+        # the learned offset's own uncertainty, in sigmas: 1/sqrt of the windows it averages
+        # (at most the exponential average's 2/alpha - 1), times ``baseline_slack``
+        slack = self.baseline_slack / np.sqrt(np.minimum(n[warm], 2.0 / self.alpha - 1.0))
+        events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], (scale * u)[warm],
+                             slack)
         # learn (every window while warming up, then only clean ones)
         pos, neg = self.cusum.sides(d)
         clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
@@ -152,8 +157,8 @@ class DeviceMonitor:
         self._var[d] = np.maximum((1 - a) * self._var[d] + a * ((1 - a) * delta * delta - cvar), 0.0)
         self._n[d] = n
 
-    def _score(self, d, window, value, consensus, z, scale) -> DeviceEvents:
-        obs = Observation(devices=d, window=window, value=value, consensus=consensus, z=z, scale=scale)
+    def _score(self, d, window, value, consensus, z, scale, slack=None) -> DeviceEvents:
+        obs = Observation(devices=d, window=window, value=value, consensus=consensus, z=z, scale=scale, slack=slack)
         mean = self.cusum.update(obs)
         var = self.variance.update(obs)
         spike = self.spike.update(obs)

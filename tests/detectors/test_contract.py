@@ -19,14 +19,14 @@ def honest(n_dev, n_win, seed):
     return z, value, consensus
 
 
-def feed(det, z, value, consensus, devices=None, start=0):
+def feed(det, z, value, consensus, devices=None, start=0, slack=None):
     n_win, n_dev = z.shape
     devices = np.arange(n_dev) if devices is None else devices
     det.resize(int(devices.max()) + 1)
     alarms = []
     for w in range(n_win):
         obs = Observation(devices, np.full(len(devices), start + w), value[w], np.full(len(devices), consensus[w]),
-                          z[w], np.full(len(devices), 0.2))
+                          z[w], np.full(len(devices), 0.2), slack)
         out = det.update(obs)
         assert out.alarm.shape == out.score.shape == out.onset.shape == (len(devices),)
         assert out.alarm.dtype == bool
@@ -67,6 +67,19 @@ def test_fires_on_its_anomaly_after_onset_only(cls):
     alarms = feed(cls(), z2, v2, consensus)
     assert not alarms[:200].any()
     assert alarms[200:260].any(axis=0).all()
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_slack_only_takes_alarms_away(cls):
+    """An uncertain baseline (the observation's slack) can delay or remove an alarm, never add one."""
+    z, value, consensus = honest(8, 400, seed=15)
+    t = np.arange(400)[:, None]
+    z, value = ANOMALY[cls](z + 0.25, value, t)  # a small standing offset besides the anomaly
+    consensus = consensus + np.linspace(0, 40, 400)
+    plain = feed(cls(), z, value, consensus)
+    slack = feed(cls(), z, value, consensus, slack=np.linspace(0.0, 0.5, 8))
+    assert not (slack & ~plain).any()
+    assert slack[:, 0].sum() == plain[:, 0].sum()  # no slack: no change
 
 
 @pytest.mark.parametrize("cls", DETECTORS)
