@@ -342,6 +342,15 @@ class CollusionDetector:
             return [CollusionEvent("firing", s, window)]
         return []
 
+    def forget_group(self, group: int, devices: np.ndarray, window: int) -> list[CollusionEvent]:
+        """Drop what is known about one group (its devices are being learned afresh): its set, if
+        any (``resolved`` if it had been alerted), its split and cooldown, its devices' means."""
+        s = self._active.pop(group, None)
+        self._split.discard(group)
+        self._blocked.pop(group, None)
+        self._ewma[devices] = 0.0
+        return [CollusionEvent("resolved", s, window)] if s is not None and s.confirmed else []
+
     def _close(self, s: CollusionSet) -> None:
         """Forget a set; its members' evidence has been used, so their means start again from zero
         (a long memory still holding an ended deviation does not re-nominate the same set)."""

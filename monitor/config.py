@@ -52,15 +52,20 @@ class DetectionSettings(_Section):
     relative_scale: bool = Field(False, description="learn residuals in units of the group's current spread (for data whose noise grows and shrinks group-wide)")
     spread_alpha: float = Field(0.02, gt=0, le=1, description="smoothing of a group's spread when relative_scale is on")
     warmup: int = Field(60, ge=2, description="windows a device is learned before it is scored")
+    relearn_share: float = Field(0.75, gt=0.5, le=1.0, description="a group whose present devices have been out of "
+                                 "the consensus (in alarm, quarantined or in a set) at more than this share for "
+                                 "relearn_windows windows in a row learns them afresh (1: never)")
+    relearn_windows: int = Field(120, ge=1, description="see relearn_share")
     alpha: float | None = Field(None, gt=0, lt=1, description="learning rate per window of a device's offset and scale (default: window_seconds / learn_seconds)")
     learn_seconds: float = Field(30_000.0, gt=0, description="memory of a device's learned offset and scale, in time (0.002 per window at one-minute windows): honest sensors drift per unit of time, not per sample")
     cusum_k: float = Field(0.5, ge=0, description="CUSUM reference value (sigmas)")
     cusum_h: float = Field(11.8, gt=0, description="CUSUM alarm threshold")
     cusum_h_off: float = Field(1.0, ge=0, description="CUSUM level under which an alarm resolves")
     slow_k: float = Field(0.2, ge=0, description="slow CUSUM reference value (sigmas): ramps and small steps")
-    slow_h: float = Field(16.0, gt=0, description="slow CUSUM alarm threshold")
-    baseline_slack: float = Field(2.0, ge=0, description="mean-shift CUSUMs add this many standard errors of the "
-                                  "device's learned offset to their reference value")
+    slow_h: float = Field(22.0, gt=0, description="slow CUSUM alarm threshold")
+    baseline_slack: float = Field(2.0, ge=0, description="while a device's learned offset is young, mean-shift "
+                                  "CUSUMs add this many times its extra standard error (over a steady one's) to "
+                                  "their reference value")
     clip: float = Field(4.0, gt=0, description="residuals are clipped here (sigmas) before CUSUMs")
     noise_ratio: float = Field(2.0, gt=1, description="noise CUSUM: sigma growth it is tuned for")
     noise_h: float = Field(18.0, gt=0, description="noise CUSUM alarm threshold")

@@ -26,7 +26,7 @@ from monitor.config import MetricsSettings
 
 PREFIX = "poison_monitor"
 KINDS = ("device", "collusion", "learner", "input", "consensus")
-TYPES = ("bias", "drift", "stuck", "noise", "replay", "spike", "restart", "collusion", "poisoning", "uncertain", "sybil",
+TYPES = ("bias", "drift", "stuck", "noise", "replay", "spike", "restart", "collusion", "poisoning", "uncertain", "relearned", "sybil",
          "regression", "other")
 disable_created_metrics()  # the _created series double every counter for no use here
 
@@ -35,7 +35,8 @@ REASONS = ("oversized", "empty", "not_utf8", "not_json", "not_a_reading", "inval
 #: see an alert even when it is the first of its kind (a counter born at 1 shows no increase)
 ALERT_TYPES = (("device", "bias"), ("device", "drift"), ("device", "stuck"), ("device", "noise"),
                ("device", "replay"), ("device", "spike"), ("collusion", "collusion"), ("learner", "poisoning"),
-               ("learner", "regression"), ("input", "sybil"), ("consensus", "uncertain"))
+               ("learner", "regression"), ("input", "sybil"), ("consensus", "uncertain"),
+               ("consensus", "relearned"))
 TRUST_STATES = ("trusted", "suspect", "quarantined")
 #: the group label of every group beyond metrics.max_groups (and of a group that calls itself so)
 OTHER_GROUP = "_other"

@@ -129,6 +129,7 @@ class Pipeline:
         self._regressing: set[int] = set()
         self._spread = np.zeros(0)
         self._spread_n = np.zeros(0, np.int64)
+        self._out_run = np.zeros(0, np.int64)  # per group: windows in a row with most devices out (see _relearn)
         # per group: the last HISTORY certain consensus values and their windows (for the continuity check)
         self._hist = np.full((0, HISTORY), np.nan)
         self._hist_w = np.full((0, HISTORY), -1, np.int64)
@@ -159,6 +160,7 @@ class Pipeline:
             if grow > 0:
                 self._spread = np.r_[self._spread, np.full(grow, np.nan)]
                 self._spread_n = np.r_[self._spread_n, np.zeros(grow, np.int64)]
+                self._out_run = np.r_[self._out_run, np.zeros(grow, np.int64)]
                 self._hist = np.r_[self._hist, np.full((grow, HISTORY), np.nan)]
                 self._hist_w = np.r_[self._hist_w, np.full((grow, HISTORY), -1, np.int64)]
             out.max_event_ts = float(batch.ts.max())
@@ -196,6 +198,8 @@ class Pipeline:
     def _round(self, rnd: WindowRound, out: StepResult) -> None:
         W = self.window_seconds
         present = rnd.devices >= 0
+        if self._relearn(rnd, present, out):
+            present = rnd.devices >= 0
         members = self.collusion.members()  # the sets as they stand before this round's scan
         if self.recording is not None:
             self._record_isolated(rnd, members)
@@ -321,6 +325,73 @@ class Pipeline:
                                        plain[due].tolist(), cons.spread[due].tolist(),
                                        ((rnd.windows[due] + 1) * W).tolist()):
             self._learn(rnd, r, g, end, c, m, sp, present, out)
+
+    def _relearn(self, rnd: WindowRound, present: np.ndarray, out: StepResult) -> bool:
+        """Learn a group's devices afresh when most of them have been out of the consensus for long.
+
+        With at most a minority of liars in a group, a lasting majority out of the consensus says the
+        monitor's model of the group is wrong (offsets and noise learned in a calm stretch, then a
+        season or a pollution episode), not the devices: without this the group stays uncertain for
+        good, since nothing is learned while it is. Its devices' alarms resolve (``relearned`` in
+        their evidence), their offsets, noise, reputation and sets are forgotten, and a
+        ``consensus/relearned`` alert stands until they have warmed up again. Returns whether any
+        group was reset this round."""
+        s, W = self.settings, self.window_seconds
+        g = rnd.groups
+        for key in [k for k in self._onsets if k.startswith("relearn:")]:  # warmed up again: resolve
+            gr = int(key.split(":")[1])
+            now = rnd.windows[g == gr]
+            if len(now) and now[0] >= self._onsets[key] + s.warmup:
+                out.alerts.append(self._relearn_alert(gr, "resolved", self._onsets.pop(key), int(now[0]), {}))
+        n_present = present.sum(axis=1)
+        out_now = (self._untrusted(rnd.devices) & present).sum(axis=1)
+        over = (n_present >= s.min_devices) & (out_now > s.relearn_share * n_present)
+        self._out_run[g] = np.where(over, self._out_run[g] + 1, 0)
+        due = np.flatnonzero(over & (self._out_run[g] >= s.relearn_windows))
+        for r in due.tolist():
+            gr, w = int(g[r]), int(rnd.windows[r])
+            devs = np.flatnonzero(self.registry.device_group[: self.registry.n_devices] == gr)
+            gname = self.registry.group_names[gr]
+            resolved = 0
+            for d in devs[self.devices.firing[devs]].tolist():
+                info = self._restarted.get(d)
+                if self._pulled.pop(d, None) is not None or (info is not None and info["absorbed"]):
+                    if info is not None:
+                        info["absorbed"] = False
+                    continue  # held, never alerted
+                typ, onset, peak = self.devices.verdict(d)
+                name = self.registry.device_names[d]
+                out.alerts.append(make_alert(
+                    alert_id=alert_id("device", typ, gname, [name], onset * W), state="resolved", kind="device",
+                    type_=typ, group=gname, devices=[name], onset_ts=onset * W, ts=(w + 1) * W, score=peak,
+                    evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), "relearned": True}))
+                resolved += 1
+            for ev in self.collusion.forget_group(gr, devs, w):
+                out.alerts.append(self._collusion_alert(ev))
+            self.devices.reset(devs)
+            self.reputation.reset(devs)
+            self._spread[gr], self._spread_n[gr] = np.nan, 0
+            self._hist[gr], self._hist_w[gr] = np.nan, -1
+            self._anchor.pop(gr, None)
+            self._out_run[gr] = 0
+            key = f"relearn:{gr}"
+            if key in self._onsets:  # collapsed again before it had warmed up: one alert goes on
+                continue
+            self._onsets[key] = w
+            out.alerts.append(self._relearn_alert(gr, "firing", w, w, {
+                "out_of_consensus": int(out_now[r]), "present": int(n_present[r]), "windows": s.relearn_windows,
+                "relearn_share": s.relearn_share, "alarms_resolved": resolved, "devices_relearned": len(devs)}))
+        return len(due) > 0
+
+    def _relearn_alert(self, g: int, state: str, onset: int, w: int, evidence: dict) -> Alert:
+        W = self.window_seconds
+        name = self.registry.group_names[g]
+        return make_alert(
+            alert_id=alert_id("consensus", "relearned", name, [], onset * W), state=state, kind="consensus",
+            type_="relearned", group=name, devices=[], onset_ts=onset * W, ts=(w + 1) * W,
+            score=float(evidence.get("out_of_consensus", 0)),
+            evidence={"detector": "relearn", **evidence,
+                      "note": "most of the group was out of the consensus for long: its devices are learned afresh"})
 
     def _record_isolated(self, rnd: WindowRound, members: np.ndarray) -> None:
         """Record the devices that leave the consensus in this round as members of a colluding set."""
@@ -699,7 +770,7 @@ class Pipeline:
             "uncertain": sorted(self._uncertain), "onsets": dict(self._onsets), "regressing": sorted(self._regressing),
             "bursts": [[g, b] for g, b in self._bursts.items()],
             "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
-            "spread_n": self._spread_n.tolist(),
+            "spread_n": self._spread_n.tolist(), "out_run": self._out_run.tolist(),
             "hist": [[None if not np.isfinite(x) else float(x) for x in row] for row in self._hist],
             "hist_w": self._hist_w.tolist(), "anchor": [[g, a] for g, a in self._anchor.items()],
             "restarts": self.restarts.state_dict(), "restarted": [[d, i] for d, i in self._restarted.items()],
@@ -724,6 +795,7 @@ class Pipeline:
         p._bursts = {int(g): b for g, b in state.get("bursts", [])}
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
         p._spread_n = np.array(state.get("spread_n", [0] * len(p._spread)), dtype=np.int64)
+        p._out_run = np.array(state.get("out_run", [0] * len(p._spread)), dtype=np.int64)
         hist = state.get("hist", [[None] * HISTORY] * len(p._spread))
         p._hist = np.array([[np.nan if x is None else x for x in row] for row in hist], dtype=float).reshape(-1, HISTORY)
         p._hist_w = np.array(state.get("hist_w", [[-1] * HISTORY] * len(p._spread)), dtype=np.int64).reshape(-1, HISTORY)

@@ -65,6 +65,12 @@ class BetaReputation:
         q = self._quarantined[devices]
         self._quarantined[devices] = np.where(q, t < self.readmit_above, t < self.quarantine_below)
 
+    def reset(self, devices: np.ndarray) -> None:
+        """Back to the prior for these devices (unknown, not quarantined)."""
+        self._good[devices] = 0.0
+        self._bad[devices] = 0.0
+        self._quarantined[devices] = False
+
     def state_dict(self) -> dict:
         return {"good": self._good.tolist(), "bad": self._bad.tolist(), "quarantined": self._quarantined.tolist()}
 

@@ -130,9 +130,11 @@ class DeviceMonitor:
         warm = n >= self.warmup
         scale = np.maximum(np.sqrt(self._var[d] + cvar), self.min_scale * (1.0 + np.abs(consensus) / u))
         z = np.where(warm, (r - self._mean[d]) / scale, 0.0)
-        # the learned offset's own uncertainty, in sigmas: 1/sqrt of the windows it averages
-        # (at most the exponential average's 2/alpha - 1), times ``baseline_slack``
-        slack = self.baseline_slack / np.sqrt(np.minimum(n[warm], 2.0 / self.alpha - 1.0))
+        # how much less sure the learned offset is than a steady one, in sigmas: 1/sqrt of the windows
+        # it averages less 1/sqrt of the exponential average's 2/alpha - 1 (what the CUSUMs' reference
+        # values were chosen for), times ``baseline_slack``
+        steady = 2.0 / self.alpha - 1.0
+        slack = self.baseline_slack * (1.0 / np.sqrt(np.minimum(n[warm], steady)) - 1.0 / np.sqrt(steady))
         events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], (scale * u)[warm],
                              slack)
         # learn (every window while warming up, then only clean ones)
@@ -217,6 +219,13 @@ class DeviceMonitor:
             drift[sel] = det.kind(d[sel]) == "drift"
             ramp_onset[sel] = det.ramp_onset(d[sel])
         return drift, ramp_onset
+
+    def reset(self, devices: np.ndarray) -> None:
+        """Forget everything learned about these devices (they warm up again, out of alarm)."""
+        for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak):
+            a[devices] = 0
+        for det in self.detectors:
+            det.reset(devices)
 
     def state_dict(self) -> dict:
         return {

@@ -14,14 +14,12 @@ class SlowShiftCusum(MeanShiftCusum):
     residuals it raises about one false alarm per 60,000 windows (two sides)
     and flags a ramp of 2 sigma over 2000 windows, starting from rest, at
     about 0.35 sigma (``python benchmarks/cusum_arl.py --k 0.2 --h 22 --ramp 0.001 --seed 1``).
-    The monitor runs it at ``h = 16`` with its reference raised by the
-    uncertainty of each device's learned offset (the observation's ``slack``:
-    two standard errors, 0.063 sigma once the offset averages its full ~1,000
-    windows, more while it is young). At k = 0.263, h = 16 the same benchmark
-    gives one false alarm per 29,000 windows and the ramp flagged at 0.35 sigma
-    (``--k 0.263 --h 16``); on real residuals the slack removes far more false
-    alarms than it costs on independent noise, since an offset learned from a
-    short or unlucky stretch no longer reads as a small persistent shift.
+    In the monitor its reference is raised while a device's learned offset is
+    young (the observation's ``slack``: twice the offset's standard error in
+    excess of a steady one's, 0.19 sigma after a 60-window warm-up at
+    one-minute windows, nothing once it averages its full ~1,000), so that an
+    offset learned from a short, unlucky stretch does not read as a small
+    persistent shift.
     Real honest residuals have slower components (fronts, calibration drift),
     so its false alarms there are more frequent: the defaults were chosen on
     ``scenarios/tuning`` to stay well inside one per device-week. It does not

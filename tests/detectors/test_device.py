@@ -54,9 +54,11 @@ def test_first_alert_type(fault, expected, seed):
     assert len(others) <= 1    # honest neighbours stay (nearly) quiet
 
 
-def honest_alarms(baseline_slack, seed, n=200, windows=3000):
-    """Alarms raised on n honest devices (independent noise, a fixed offset each) and how many windows
-    after ONSET a 1.5-sigma bias on one more device was flagged."""
+
+def young_alarms(baseline_slack, seed, n=400, windows=400):
+    """Alarms raised on n honest devices (independent noise, a fixed offset each) in their first
+    windows after warm-up, and how many windows after ONSET a 1.5-sigma bias on one more device
+    was flagged."""
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(windows, n + 1)) * 0.2 + rng.normal(size=n + 1)
     values[ONSET:, n] += 0.3
@@ -71,13 +73,14 @@ def honest_alarms(baseline_slack, seed, n=200, windows=3000):
     return fired, delay
 
 
-@pytest.mark.parametrize("seed", [3, 4])
-def test_a_young_baseline_is_not_read_as_a_shift(seed):
-    """An offset learned from the first 60 windows is off by about 0.13 sigma (one standard error): the
-    slow CUSUM (k = 0.2) alone reads the unlucky ones as small shifts; two standard errors of slack do
-    not, and a 1.5-sigma bias is still flagged within a few dozen windows."""
-    without, _ = honest_alarms(0.0, seed)
-    with_slack, delay = honest_alarms(2.0, seed)
-    assert without >= 5                  # the failure is real on this fleet
-    assert with_slack <= without // 4
-    assert delay is not None and delay <= 40
+def test_a_young_baseline_is_not_read_as_a_shift():
+    """An offset learned from the first 60 windows is off by about 0.13 sigma (one standard error,
+    against 0.03 for the steady average of ~1,000 windows the CUSUMs' reference values were chosen
+    for): the slow CUSUM (k = 0.2) reads the unlucky ones as small shifts. Allowing twice the extra
+    standard error removes most of those, and a 1.5-sigma bias is still flagged within a few dozen
+    windows."""
+    without = [young_alarms(0.0, seed) for seed in (3, 4, 5, 6)]
+    with_slack = [young_alarms(2.0, seed) for seed in (3, 4, 5, 6)]
+    assert sum(f for f, _ in without) >= 6          # the failure is real on these fleets
+    assert sum(f for f, _ in with_slack) <= sum(f for f, _ in without) // 4
+    assert all(d is not None and d <= 40 for _, d in with_slack)
