@@ -130,6 +130,7 @@ class Pipeline:
         self._spread = np.zeros(0)
         self._spread_n = np.zeros(0, np.int64)
         self._out_run = np.zeros(0, np.int64)  # per group: windows in a row with most devices out (see _relearn)
+        self._relearning: dict[int, int] = {}   # group -> window it was learned afresh (until warm again)
         # per group: the last HISTORY certain consensus values and their windows (for the continuity check)
         self._hist = np.full((0, HISTORY), np.nan)
         self._hist_w = np.full((0, HISTORY), -1, np.int64)
@@ -198,12 +199,12 @@ class Pipeline:
     def _round(self, rnd: WindowRound, out: StepResult) -> None:
         W = self.window_seconds
         present = rnd.devices >= 0
-        if self._relearn(rnd, present, out):
-            present = rnd.devices >= 0
+        untrusted = self._untrusted(rnd.devices)
+        if self._relearn(rnd, present, untrusted, out):
+            untrusted = self._untrusted(rnd.devices)
         members = self.collusion.members()  # the sets as they stand before this round's scan
         if self.recording is not None:
             self._record_isolated(rnd, members)
-        untrusted = self._untrusted(rnd.devices)
         # probation: a device still warming up enters the consensus only while its group has too few
         # established ones (a fresh fleet); trust is earned, so a flood of new ids cannot move it
         learned = self.devices.learned(np.maximum(rnd.devices, 0))
@@ -326,7 +327,7 @@ class Pipeline:
                                        ((rnd.windows[due] + 1) * W).tolist()):
             self._learn(rnd, r, g, end, c, m, sp, present, out)
 
-    def _relearn(self, rnd: WindowRound, present: np.ndarray, out: StepResult) -> bool:
+    def _relearn(self, rnd: WindowRound, present: np.ndarray, untrusted: np.ndarray, out: StepResult) -> bool:
         """Learn a group's devices afresh when most of them have been out of the consensus for long.
 
         With at most a minority of liars in a group, a lasting majority out of the consensus says the
@@ -338,13 +339,12 @@ class Pipeline:
         group was reset this round."""
         s, W = self.settings, self.window_seconds
         g = rnd.groups
-        for key in [k for k in self._onsets if k.startswith("relearn:")]:  # warmed up again: resolve
-            gr = int(key.split(":")[1])
+        for gr in list(self._relearning):  # warmed up again: resolve
             now = rnd.windows[g == gr]
-            if len(now) and now[0] >= self._onsets[key] + s.warmup:
-                out.alerts.append(self._relearn_alert(gr, "resolved", self._onsets.pop(key), int(now[0]), {}))
+            if len(now) and now[0] >= self._relearning[gr] + s.warmup:
+                out.alerts.append(self._relearn_alert(gr, "resolved", self._relearning.pop(gr), int(now[0]), {}))
         n_present = present.sum(axis=1)
-        out_now = (self._untrusted(rnd.devices) & present).sum(axis=1)
+        out_now = (untrusted & present).sum(axis=1)
         over = (n_present >= s.min_devices) & (out_now > s.relearn_share * n_present)
         self._out_run[g] = np.where(over, self._out_run[g] + 1, 0)
         due = np.flatnonzero(over & (self._out_run[g] >= s.relearn_windows))
@@ -374,10 +374,9 @@ class Pipeline:
             self._hist[gr], self._hist_w[gr] = np.nan, -1
             self._anchor.pop(gr, None)
             self._out_run[gr] = 0
-            key = f"relearn:{gr}"
-            if key in self._onsets:  # collapsed again before it had warmed up: one alert goes on
+            if gr in self._relearning:  # collapsed again before it had warmed up: one alert goes on
                 continue
-            self._onsets[key] = w
+            self._relearning[gr] = w
             out.alerts.append(self._relearn_alert(gr, "firing", w, w, {
                 "out_of_consensus": int(out_now[r]), "present": int(n_present[r]), "windows": s.relearn_windows,
                 "relearn_share": s.relearn_share, "alarms_resolved": resolved, "devices_relearned": len(devs)}))
@@ -771,6 +770,7 @@ class Pipeline:
             "bursts": [[g, b] for g, b in self._bursts.items()],
             "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
             "spread_n": self._spread_n.tolist(), "out_run": self._out_run.tolist(),
+            "relearning": [[g, w] for g, w in self._relearning.items()],
             "hist": [[None if not np.isfinite(x) else float(x) for x in row] for row in self._hist],
             "hist_w": self._hist_w.tolist(), "anchor": [[g, a] for g, a in self._anchor.items()],
             "restarts": self.restarts.state_dict(), "restarted": [[d, i] for d, i in self._restarted.items()],
@@ -796,6 +796,7 @@ class Pipeline:
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
         p._spread_n = np.array(state.get("spread_n", [0] * len(p._spread)), dtype=np.int64)
         p._out_run = np.array(state.get("out_run", [0] * len(p._spread)), dtype=np.int64)
+        p._relearning = {int(g): int(w) for g, w in state.get("relearning", [])}
         hist = state.get("hist", [[None] * HISTORY] * len(p._spread))
         p._hist = np.array([[np.nan if x is None else x for x in row] for row in hist], dtype=float).reshape(-1, HISTORY)
         p._hist_w = np.array(state.get("hist_w", [[-1] * HISTORY] * len(p._spread)), dtype=np.int64).reshape(-1, HISTORY)
