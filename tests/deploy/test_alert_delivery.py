@@ -52,6 +52,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from monitor.metrics import ALERT_TYPES
 from simulators import FleetSimulator, preset
 from tests.kafka.harness import Monitor, Topics, free_port, produce, reading_messages, total
 
@@ -61,6 +62,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DELIVERY_SECONDS = 30.0   # last reading produced -> notification at the webhook (and the clean run's silence)
 FOR_IN_TEST = "2s"        # every rule's `for:` in the test's copy of the rules
+N_RULES = sum(len(g["rules"]) for g in yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "poison-monitor.rules.yml").read_text())["groups"])
 WARM_SAMPLES = 100        # sent first: clean minutes before any attack starts (bias at 200, collusion at 300)
 SAMPLES = 600
 
@@ -246,7 +249,8 @@ def send(s: Stack, sim: FleetSimulator) -> float:
     assert warm + rest == messages  # the simulator sends in time order
     produce(s.monitor.bootstrap, s.monitor.topics.readings, warm)
     n_groups = len(sim.groups)
-    wait(lambda: query(s.prometheus, "count(poison_monitor_group_alerts_total)")[0]["value"][1] == str(11 * n_groups),
+    wait(lambda: query(s.prometheus, "count(poison_monitor_group_alerts_total)")[0]["value"][1]
+         == str(len(ALERT_TYPES) * n_groups),
          60, "Prometheus to scrape every group's alert counters", s.tails)
     produce(s.monitor.bootstrap, s.monitor.topics.readings, rest)
     sent = time.monotonic()
@@ -256,7 +260,7 @@ def send(s: Stack, sim: FleetSimulator) -> float:
 
 def rules_healthy(s: Stack) -> None:
     rules = [r for g in get(f"{s.prometheus}/api/v1/rules")["data"]["groups"] for r in g["rules"]]
-    assert len(rules) == 11 and all(r["health"] == "ok" for r in rules), \
+    assert len(rules) == N_RULES and all(r["health"] == "ok" for r in rules), \
         [(r["name"], r["health"], r.get("lastError")) for r in rules if r["health"] != "ok"]
 
 
