@@ -75,7 +75,7 @@ class DetectionSettings(_Section):
     spike_pair_windows: int = Field(120, ge=1, description="... when two of them come at most this many windows apart")
     stuck_min_run: int = Field(10, ge=2, description="windows with an unchanged value before stuck")
     stuck_min_move: float = Field(3.0, ge=0, description="consensus move (device sigmas) that proves a device stuck")
-    replay_k: int = Field(4, ge=2, description="length of the value sequences fingerprinted for replay")
+    replay_k: int = Field(2, ge=2, description="length of the value sequences fingerprinted for replay")
     replay_capacity: int = Field(128, ge=1, description="fingerprints remembered per device")
     replay_min_matches: int = Field(3, ge=1, description="consecutive repeated sequences before replay")
     collusion_threshold: float = Field(10.0, gt=0, description="subset-scan evidence (log scale, after paying for the choice of set) that nominates a colluding set")

@@ -134,7 +134,7 @@ def test_corrupt_checkpoints_are_refused_naming_the_file_and_the_reason(tmp_path
 @pytest.mark.parametrize("settings, topic, reason", [
     ({"window_seconds": 30.0}, "readings", "was learned with 60-second windows, but detection.window_seconds is 30"),
     ({"replay_capacity": 64}, "readings", "detection.replay_capacity = 128, but it is now 64"),
-    ({"replay_k": 5}, "readings", "detection.replay_k = 4, but it is now 5"),
+    ({"replay_k": 5}, "readings", "detection.replay_k = 2, but it is now 5"),
     ({}, "other-topic", "covers topic 'readings', but kafka.topic is 'other-topic'"),
 ])
 def test_incompatible_checkpoints_are_refused(tmp_path, settings, topic, reason):

@@ -9,6 +9,7 @@ import numpy as np
 from monitor.detectors.base import Detection, Detector, Observation, put_rows, take_rows
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+CHANCE_MEMORY = 1024  # windows over which a device's share of chance repeats is averaged
 
 
 def _hash(last: np.ndarray) -> np.ndarray:
@@ -45,10 +46,21 @@ class ReplayDetector(Detector):
     at most ``capacity`` windows ago; older replays show as bias, drift or noise
     against the consensus instead.
 
-    State per device: ``last`` (k floats), ``ring`` (capacity uint32),
-    ``pos``, ``hits``, ``misses``, ``start``, ``alarm``: about 4·capacity + 8·k + 40 bytes.
+    Short sequences survive a stream whose readings fall into windows raggedly
+    (a missing or doubled window breaks every sequence spanning it, and a
+    replay's gaps fall elsewhere than the original's), but repeat by chance on
+    a coarsely quantised sensor, where every short sequence has been seen. So
+    each device's share of windows matching by chance (outside alarms, an
+    exponential average over ``CHANCE_MEMORY`` windows: ``chance``) is kept, and a
+    device repeating itself in more than ``max_chance`` of its windows is not
+    called a replay at all (exact repeats tell nothing there); nor is any
+    device before it has sent ``capacity`` windows.
 
-    >>> det = ReplayDetector(k=3, capacity=16, min_matches=2)
+    State per device: ``last`` (k floats), ``ring`` (capacity uint32),
+    ``pos``, ``hits``, ``misses``, ``start``, ``alarm``, ``chance`` (float32):
+    about 4·capacity + 8·k + 44 bytes.
+
+    >>> det = ReplayDetector(k=3, capacity=8, min_matches=2)
     >>> det.resize(1)
     >>> seq = [1.5, 2.25, 0.5, 3.0, 1.0, 1.5, 2.25, 0.5, 3.0]
     >>> [bool(det.update(Observation(np.array([0]), np.array([w]), np.array([v]), np.zeros(1),
@@ -58,15 +70,15 @@ class ReplayDetector(Detector):
 
     name = "replay"
 
-    def __init__(self, k: int = 4, capacity: int = 128, min_matches: int = 3) -> None:
-        if not (k >= 2 and capacity >= 1 and min_matches >= 1):
-            raise ValueError("ReplayDetector needs k >= 2, capacity >= 1, min_matches >= 1")
-        self.k, self.capacity, self.min_matches = k, capacity, min_matches
+    def __init__(self, k: int = 2, capacity: int = 128, min_matches: int = 3, max_chance: float = 0.05) -> None:
+        if not (k >= 2 and capacity >= 1 and min_matches >= 1 and 0 <= max_chance <= 1):
+            raise ValueError("ReplayDetector needs k >= 2, capacity >= 1, min_matches >= 1, 0 <= max_chance <= 1")
+        self.k, self.capacity, self.min_matches, self.max_chance = k, capacity, min_matches, max_chance
         super().__init__()
 
     _state = {"last": ("float64", np.nan), "filled": ("int64", 0), "ring": ("uint32", 0),
               "pos": ("int64", 0), "hits": ("int64", 0), "misses": ("int64", 0),
-              "start": ("float64", 0.0), "alarm": ("bool", False)}
+              "start": ("float64", 0.0), "alarm": ("bool", False), "chance": ("float32", 0.0)}
 
     def _spec(self, key: str) -> tuple[str, float, tuple[int, ...]]:
         dtype, init, _ = super()._spec(key)
@@ -79,7 +91,7 @@ class ReplayDetector(Detector):
         last = np.empty_like(old)
         last[:, :-1], last[:, -1] = old[:, 1:], obs.value
         put_rows(self._last, d, last)
-        filled = np.minimum(self._filled[d] + 1, self.k)
+        filled = np.minimum(self._filled[d] + 1, max(self.k, self.capacity))
         self._filled[d] = filled
         ready = (filled >= self.k) & (_span(last) > 0)
         h = _hash(last) | np.uint32(1)  # 0 marks an empty ring slot
@@ -94,7 +106,13 @@ class ReplayDetector(Detector):
         self._start[d] = start
         self._hits[d], self._misses[d] = hits, misses
         was = self._alarm[d]
-        alarm = np.where(was, misses < self.min_matches, hits >= self.min_matches)
+        chance = self._chance[d]
+        # matches outside an alarm, before a run is long enough to be one, are chance (or a replay's first
+        # windows, a few of them among CHANCE_MEMORY): their share
+        a = np.float32(1.0 / CHANCE_MEMORY)
+        self._chance[d] = np.where(was, chance, chance + a * (seen.astype(np.float32) - chance))
+        able = (filled >= self.capacity) & (chance <= self.max_chance)
+        alarm = np.where(was, misses < self.min_matches, able & (hits >= self.min_matches))
         self._alarm[d] = alarm
         return Detection(alarm=alarm, score=hits.astype(np.float64), onset=start)
 
