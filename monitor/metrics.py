@@ -26,8 +26,8 @@ from monitor.config import MetricsSettings
 
 PREFIX = "poison_monitor"
 KINDS = ("device", "collusion", "learner", "input", "consensus")
-TYPES = ("bias", "drift", "stuck", "noise", "replay", "spike", "restart", "collusion", "poisoning", "uncertain", "relearned", "sybil",
-         "regression", "other")
+TYPES = ("bias", "drift", "stuck", "noise", "replay", "spike", "restart", "collusion", "poisoning", "uncertain",
+         "relearned", "sybil", "regression", "other")
 disable_created_metrics()  # the _created series double every counter for no use here
 
 REASONS = ("oversized", "empty", "not_utf8", "not_json", "not_a_reading", "invalid")

@@ -337,7 +337,7 @@ class Pipeline:
         their evidence), their offsets, noise, reputation and sets are forgotten, and a
         ``consensus/relearned`` alert stands until they have warmed up again. Returns whether any
         group was reset this round."""
-        s, W = self.settings, self.window_seconds
+        s = self.settings
         g = rnd.groups
         for gr in list(self._relearning):  # warmed up again: resolve
             now = rnd.windows[g == gr]
@@ -349,38 +349,38 @@ class Pipeline:
         self._out_run[g] = np.where(over, self._out_run[g] + 1, 0)
         due = np.flatnonzero(over & (self._out_run[g] >= s.relearn_windows))
         for r in due.tolist():
-            gr, w = int(g[r]), int(rnd.windows[r])
-            devs = np.flatnonzero(self.registry.device_group[: self.registry.n_devices] == gr)
-            gname = self.registry.group_names[gr]
-            resolved = 0
-            for d in devs[self.devices.firing[devs]].tolist():
-                info = self._restarted.get(d)
-                if self._pulled.pop(d, None) is not None or (info is not None and info["absorbed"]):
-                    if info is not None:
-                        info["absorbed"] = False
-                    continue  # held, never alerted
-                typ, onset, peak = self.devices.verdict(d)
-                name = self.registry.device_names[d]
-                out.alerts.append(make_alert(
-                    alert_id=alert_id("device", typ, gname, [name], onset * W), state="resolved", kind="device",
-                    type_=typ, group=gname, devices=[name], onset_ts=onset * W, ts=(w + 1) * W, score=peak,
-                    evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), "relearned": True}))
-                resolved += 1
-            for ev in self.collusion.forget_group(gr, devs, w):
-                out.alerts.append(self._collusion_alert(ev))
-            self.devices.reset(devs)
-            self.reputation.reset(devs)
-            self._spread[gr], self._spread_n[gr] = np.nan, 0
-            self._hist[gr], self._hist_w[gr] = np.nan, -1
-            self._anchor.pop(gr, None)
-            self._out_run[gr] = 0
-            if gr in self._relearning:  # collapsed again before it had warmed up: one alert goes on
-                continue
-            self._relearning[gr] = w
-            out.alerts.append(self._relearn_alert(gr, "firing", w, w, {
-                "out_of_consensus": int(out_now[r]), "present": int(n_present[r]), "windows": s.relearn_windows,
-                "relearn_share": s.relearn_share, "alarms_resolved": resolved, "devices_relearned": len(devs)}))
+            self._relearn_group(int(g[r]), int(rnd.windows[r]), int(out_now[r]), int(n_present[r]), out)
         return len(due) > 0
+
+    def _relearn_group(self, g: int, w: int, out_now: int, n_present: int, out: StepResult) -> None:
+        """Forget a group's devices (alarms resolved, held ones dropped), their sets, the group's spread
+        and history; one ``consensus/relearned`` alert stands until they are warm again."""
+        s = self.settings
+        devs = np.flatnonzero(self.registry.device_group[: self.registry.n_devices] == g)
+        gname = self.registry.group_names[g]
+        resolved = 0
+        for d in devs[self.devices.firing[devs]].tolist():
+            restart = self._restarted.get(d)
+            held = self._pulled.pop(d, None) is not None or (restart is not None and restart["absorbed"])
+            if restart is not None:
+                restart["absorbed"] = False
+            if not held:  # a held alarm was never alerted: nothing to resolve
+                out.alerts.append(self._verdict_alert(d, gname, w, "resolved", {"relearned": True}))
+                resolved += 1
+        for ev in self.collusion.forget_group(g, devs, w):
+            out.alerts.append(self._collusion_alert(ev))
+        self.devices.reset(devs)
+        self.reputation.reset(devs)
+        self._spread[g], self._spread_n[g] = np.nan, 0
+        self._hist[g], self._hist_w[g] = np.nan, -1
+        self._anchor.pop(g, None)
+        self._out_run[g] = 0
+        if g in self._relearning:  # collapsed again before it had warmed up: one alert goes on
+            return
+        self._relearning[g] = w
+        out.alerts.append(self._relearn_alert(g, "firing", w, w, {
+            "out_of_consensus": out_now, "present": n_present, "windows": s.relearn_windows,
+            "relearn_share": s.relearn_share, "alarms_resolved": resolved, "devices_relearned": len(devs)}))
 
     def _relearn_alert(self, g: int, state: str, onset: int, w: int, evidence: dict) -> Alert:
         W = self.window_seconds
@@ -451,29 +451,33 @@ class Pipeline:
             elif not events.firing[j] and info["absorbed"]:
                 info["absorbed"] = False  # the shift ended inside the hold
                 held.add(j)
-        for pos in np.flatnonzero(np.isin(devices, list(self._restarted))):
-            d = int(devices[pos])
-            w = int(rnd.windows[rows[pos]])
-            info = self._restarted[d]
-            if w <= info["until"]:
-                continue
-            del self._restarted[d]
+        for pos, d, w, info in self._expired(self._restarted, devices, rnd, rows):
             out.alerts.append(self._restart_alert(d, info, "resolved", (w + 1) * W))
             if info["absorbed"] and self.devices.firing[d]:  # the shift outlived the hold: say what it is
-                out.alerts.append(self._held_shift_alert(d, info["group"], w, float(rnd.values[rows[pos], cols[pos]]),
-                                                         "after_restart"))
+                out.alerts.append(self._verdict_alert(d, info["group"], w, "firing", {
+                    "after_restart": True, "value": float(rnd.values[rows[pos], cols[pos]])}))
         return held
 
-    def _held_shift_alert(self, d: int, group: str, w: int, value: float, why: str) -> Alert:
-        """The firing alert of a device's current alarm, raised late (after a hold): its own type,
-        onset and peak, with ``why`` (the hold it outlived) set in the evidence."""
+    def _verdict_alert(self, d: int, group: str, w: int, state: str, evidence: dict) -> Alert:
+        """An alert on a device's current alarm, from its verdict (type, onset, peak): raised late after
+        a hold (``firing``), or ended by the monitor rather than the data (``resolved``, on relearning)."""
         typ, onset, peak = self.devices.verdict(d)
         onset_ts = onset * self.window_seconds
         name = self.registry.device_names[d]
         return make_alert(
-            alert_id=alert_id("device", typ, group, [name], onset_ts), state="firing", kind="device", type_=typ,
+            alert_id=alert_id("device", typ, group, [name], onset_ts), state=state, kind="device", type_=typ,
             group=group, devices=[name], onset_ts=onset_ts, ts=(w + 1) * self.window_seconds, score=peak,
-            evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), why: True, "value": value})
+            evidence={"detector": DETECTOR_OF_TYPE.get(typ, typ), **evidence})
+
+    @staticmethod
+    def _expired(holds: dict[int, dict], devices: np.ndarray, rnd: WindowRound, rows: np.ndarray):
+        """(position, device, window, hold) of every scored device whose hold (``until``) has passed;
+        the hold is removed."""
+        for pos in np.flatnonzero(np.isin(devices, list(holds))) if holds else ():
+            d = int(devices[pos])
+            w = int(rnd.windows[rows[pos]])
+            if w > holds[d]["until"]:
+                yield int(pos), d, w, holds.pop(d)
 
     def _hold_pulled(self, devices: np.ndarray, events, rnd: WindowRound, rows: np.ndarray,
                      cols: np.ndarray, out: StepResult) -> set[int]:
@@ -505,16 +509,10 @@ class Pipeline:
             self._pulled[d] = {"group": self.registry.group_names[g],
                                "until": st.nominated + self.collusion.confirm + PULL_MARGIN}
             held.add(j)
-        for pos in np.flatnonzero(np.isin(devices, list(self._pulled))) if self._pulled else ():
-            d = int(devices[pos])
-            w = int(rnd.windows[rows[pos]])
-            info = self._pulled[d]
-            if w <= info["until"]:
-                continue
-            del self._pulled[d]
+        for pos, d, w, info in self._expired(self._pulled, devices, rnd, rows):
             if self.devices.firing[d]:  # the shift outlived the set's pull: say what it is
-                out.alerts.append(self._held_shift_alert(d, info["group"], w, float(rnd.values[rows[pos], cols[pos]]),
-                                                         "held_while_set_pulled"))
+                out.alerts.append(self._verdict_alert(d, info["group"], w, "firing", {
+                    "held_while_set_pulled": True, "value": float(rnd.values[rows[pos], cols[pos]])}))
         return held
 
     def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool:

@@ -101,17 +101,23 @@ GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
           ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 412, 413)]
 
 
+def noisier_from_400(T, D, seed):
+    """One group of D devices over T one-minute windows (noise 0.2 around a slow sine) whose every
+    device gets three times noisier at window 400."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    truth = np.sin(np.arange(T) / 50.0)
+    noise = rng.normal(size=(T, D)) * np.where(np.arange(T)[:, None] >= 400, 3.0, 1.0) * 0.2
+    return [{"device_id": f"d{j}", "group": "g", "ts": 60.0 * t, "value": float(truth[t] + noise[t, j])}
+            for t in range(T) for j in range(D)]
+
+
 def test_relative_scale_keeps_a_group_wide_noise_change_quiet():
     """When every device of a group gets noisier at once (weather, pollution episodes), the
     residuals in units of the group's spread stay calibrated; in absolute units they all fire."""
-    import numpy as np
-
-    rng = np.random.default_rng(5)
-    T, D = 900, 12
-    truth = np.sin(np.arange(T) / 50.0)
-    noise = rng.normal(size=(T, D)) * np.where(np.arange(T)[:, None] >= 400, 3.0, 1.0) * 0.2
-    readings = [{"device_id": f"d{j}", "group": "g", "ts": 60.0 * t, "value": float(truth[t] + noise[t, j])}
-                for t in range(T) for j in range(D)]
+    D = 12
+    readings = noisier_from_400(900, D, seed=5)
     fired = {}
     for relative in (False, True):
         _, alerts = run_pipeline(readings, settings=DetectionSettings(relative_scale=relative, spread_alpha=0.1))
@@ -124,14 +130,8 @@ def test_a_group_whose_devices_are_all_out_is_learned_afresh():
     alarm and the group has no consensus. Without relearning it stays so for good (nothing is learned
     while it is); with it, after relearn_windows the devices are learned afresh, their alarms resolve
     with ``relearned`` in the evidence, and the group has a consensus again."""
-    import numpy as np
-
-    rng = np.random.default_rng(6)
-    T, D = 1400, 12
-    truth = np.sin(np.arange(T) / 50.0)
-    noise = rng.normal(size=(T, D)) * np.where(np.arange(T)[:, None] >= 400, 3.0, 1.0) * 0.2
-    readings = [{"device_id": f"d{j}", "group": "g", "ts": 60.0 * t, "value": float(truth[t] + noise[t, j])}
-                for t in range(T) for j in range(D)]
+    D = 12
+    readings = noisier_from_400(1400, D, seed=6)
     stuck, _ = run_pipeline(readings, settings=DetectionSettings(relearn_share=1.0))
     assert stuck.firing_devices() >= D * 3 // 4 and stuck._uncertain
     p, alerts = run_pipeline(readings)
