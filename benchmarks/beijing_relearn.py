@@ -1,0 +1,52 @@
+"""How often the monitor learns a Beijing group afresh, and when its collusion alerts come.
+
+On the Beijing replay (with the injected attacks of scenarios/beijing-attacks.yaml, seed 1001)
+this prints, per group, the first window where most of its devices were out of the consensus
+long enough to be relearned and how many times that happened, then how many collusion alerts
+(firing events, new or grown) came how long after the group's last relearning (or the start).
+
+    python benchmarks/beijing_relearn.py
+"""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from monitor.config import DetectionSettings
+from monitor.evaluation.beijing import default_path, to_eval_data
+from monitor.evaluation.inject import inject
+from monitor.evaluation.runner import run_monitor
+
+BINS = (0, 120, 240, 480, 1000, 10 ** 9)
+
+
+def main() -> None:
+    path = default_path()
+    if not path.exists():
+        raise SystemExit(f"{path} not found: the Beijing data set lies in ../shared/data beside the project")
+    data = inject(to_eval_data(path), "scenarios/beijing-attacks.yaml", seed=1001)
+    alerts, *_ = run_monitor(data, DetectionSettings())
+    t0, W = float(np.nanmin(data.ts)), data.interval
+    hours = data.values.shape[1]
+    relearns: dict[str, list[int]] = collections.defaultdict(list)
+    last: dict[str, float] = collections.defaultdict(lambda: t0)
+    since = []
+    for a in alerts:
+        if a.type == "relearned" and a.state == "firing":
+            relearns[a.group].append(round((a.ts - t0) / W))
+            last[a.group] = a.ts
+        elif a.kind == "collusion" and a.state == "firing":
+            since.append((a.ts - last[a.group]) / W)
+    print(f"{hours:,} hourly windows")
+    for g in data.groups:
+        r = relearns.get(g, [])
+        print(f"{g}: relearned {len(r)} times, first at window {r[0] if r else '-'}")
+    counts = np.histogram(since, BINS)[0]
+    print("collusion alerts by windows since the group's last relearning (or the start):",
+          ", ".join(f"{lo}-{hi if hi < 10 ** 9 else '...'}: {c}" for lo, hi, c in zip(BINS, BINS[1:], counts)))
+
+
+if __name__ == "__main__":
+    main()
