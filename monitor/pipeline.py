@@ -259,7 +259,7 @@ class Pipeline:
         # never learn from what was flagged: members of a colluding set (nominated or alerted) keep their offsets
         in_set = np.isin(devices, members)
         events = self.devices.update(devices, rnd.windows[rows], rnd.values[rows, cols], against, cvar[rows, cols],
-                                     learn=~cons.uncertain[rows] & ~in_set, unit=unit[rows, 0])
+                                     learn=~cons.uncertain[rows] & ~in_set, unit=unit[rows, 0], peers=rows)
         # reputation evidence from every scored window (in an uncertain one, against the fallback), so that
         # a quarantined device can earn its way back even while its group has too few trusted devices
         firing_now = self.devices.firing[devices]
@@ -287,7 +287,7 @@ class Pipeline:
                                        else DETECTOR_OF_TYPE[typ]), "value": float(rnd.values[rows[pos], cols[pos]]),
                           "consensus": float(cons.value[rows[pos]]), "against": float(against[pos]),
                           "offset": float(self.devices._mean[d]), "scale": float(self.devices.scale(np.array([d]))[0]),
-                          "window_seconds": W}))
+                          "window_seconds": W, **self._copies(events.source[j])}))
 
         # collusion: every scored device's residual means, a subset scan per group, then the sets
         self.collusion.observe(devices[warm], events.z[warm])
@@ -326,6 +326,10 @@ class Pipeline:
                                        plain[due].tolist(), cons.spread[due].tolist(),
                                        ((rnd.windows[due] + 1) * W).tolist()):
             self._learn(rnd, r, g, end, c, m, sp, present, out)
+
+    def _copies(self, source: int) -> dict:
+        """Evidence naming the device a replay re-sends, if one was found."""
+        return {"copies": self.registry.device_names[int(source)]} if source >= 0 else {}
 
     def _relearn(self, rnd: WindowRound, present: np.ndarray, untrusted: np.ndarray, out: StepResult) -> bool:
         """Learn a group's devices afresh when most of them have been out of the consensus for long.

@@ -101,6 +101,21 @@ GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
           ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 412, 413)]
 
 
+def test_a_device_re_sending_another_is_called_a_replay_of_it():
+    """The zoo preset's replay_other (a device re-sending a neighbour's readings 30 windows late,
+    among camouflage, sybils, poisoning and faults): a replay alert names the copied device within
+    40 windows, and no alert says any other device copies anyone."""
+    for seed in range(4):
+        sim = simulate("zoo", seed=seed)
+        (truth,) = [r for r in sim.labels() if r["type"] == "replay_other"]
+        _, alerts = run_pipeline(list(sim.readings()))
+        copies = [(a.devices, a.evidence["copies"], (a.ts - truth["start_ts"]) / 60) for a in alerts
+                  if a.state == "firing" and "copies" in a.evidence]
+        assert copies and all(d == [truth["device_id"]] and c == truth["params"]["source"] for d, c, _ in copies)
+        assert copies[0][2] <= 40, (seed, copies)
+        assert all(a.type == "replay" for a in alerts if "copies" in a.evidence)
+
+
 def noisier_from_400(T, D, seed):
     """One group of D devices over T one-minute windows (noise 0.2 around a slow sine) whose every
     device gets three times noisier at window 400."""

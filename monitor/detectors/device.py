@@ -17,6 +17,7 @@ from monitor.detectors.variance import VarianceCusum
 
 #: alert types in the order they win when several detectors alarm at once
 TYPES = ("stuck", "replay", "spike", "noise", "bias", "drift")
+RECHECK = 8  # windows between looks at whether a device in a shift alarm copies another
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class DeviceEvents:
     z: np.ndarray          # standardised residual of every device passed (0 while warming up)
     scale: np.ndarray | None = None  # each device's residual scale in value units (z * scale: the shift)
     slow: np.ndarray | None = None   # per event: a bias/drift verdict came from the slow CUSUM
+    source: np.ndarray | None = None  # per event: the device a replay copies (index), -1 if none
 
 
 class DeviceMonitor:
@@ -111,7 +113,8 @@ class DeviceMonitor:
 
     def update(self, devices: np.ndarray, window: np.ndarray, value: np.ndarray,
                consensus: np.ndarray, consensus_var: np.ndarray | None = None,
-               learn: np.ndarray | None = None, unit: np.ndarray | None = None) -> DeviceEvents:
+               learn: np.ndarray | None = None, unit: np.ndarray | None = None,
+               peers: np.ndarray | None = None) -> DeviceEvents:
         """Score one window of these devices against their group's consensus.
 
         ``consensus_var`` is the variance of the consensus each device is compared
@@ -120,7 +123,9 @@ class DeviceMonitor:
         all) says where the consensus can be learned from at all. ``unit`` (per
         device, default 1) is the unit residuals are learned in: the group's
         current spread, so that a group growing noisier as a whole (pollution
-        episodes) does not look like every device misbehaving.
+        episodes) does not look like every device misbehaving. ``peers`` (a label per
+        device, default none) says which devices measure the same thing: a device whose
+        readings start to shift is checked for copying one of its peers (a replay).
         """
         d = devices
         u = np.ones(len(d)) if unit is None else unit
@@ -136,7 +141,7 @@ class DeviceMonitor:
         steady = 2.0 / self.alpha - 1.0
         slack = self.baseline_slack * (1.0 / np.sqrt(np.minimum(n[warm], steady)) - 1.0 / np.sqrt(steady))
         events = self._score(d[warm], window[warm], value[warm], consensus[warm], z[warm], (scale * u)[warm],
-                             slack)
+                             slack, None if peers is None else (d, peers, peers[warm]))
         # learn (every window while warming up, then only clean ones)
         pos, neg = self.cusum.sides(d)
         clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
@@ -146,7 +151,8 @@ class DeviceMonitor:
         self._learn(d[clean], r[clean], cvar[clean])
         idx = np.flatnonzero(warm)
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
-                            onset=events.onset, score=events.score, z=z, scale=scale * u, slow=events.slow)
+                            onset=events.onset, score=events.score, z=z, scale=scale * u, slow=events.slow,
+                            source=events.source)
 
     def _learn(self, d: np.ndarray, r: np.ndarray, cvar: np.ndarray) -> None:
         """Running mean and own-noise variance with weight ``max(alpha, 1/n)``: exact
@@ -159,7 +165,7 @@ class DeviceMonitor:
         self._var[d] = np.maximum((1 - a) * self._var[d] + a * ((1 - a) * delta * delta - cvar), 0.0)
         self._n[d] = n
 
-    def _score(self, d, window, value, consensus, z, scale, slack=None) -> DeviceEvents:
+    def _score(self, d, window, value, consensus, z, scale, slack=None, peers=None) -> DeviceEvents:
         obs = Observation(devices=d, window=window, value=value, consensus=consensus, z=z, scale=scale, slack=slack)
         mean = self.cusum.update(obs)
         var = self.variance.update(obs)
@@ -186,6 +192,18 @@ class DeviceMonitor:
         onsets = np.stack([stuck.onset, replay.onset, spike.onset, var.onset, shift_onset, ramp_onset])
         any_alarm = alarms.any(axis=0)
         first = np.argmax(alarms, axis=0)
+        source = np.full(len(d), -1)
+        if peers is not None:
+            # readings that start to shift (or grow noisy) may be re-sent: another device's or their own; a shift
+            # already alerted is looked at again every few windows (a ragged copy shares few pairs)
+            shifted = any_alarm & (first >= TYPES.index("noise"))
+            again = was & (self._type[d] >= TYPES.index("noise")) & (window % RECHECK == 0)
+            for i in np.flatnonzero(shifted & (~was | again)):
+                every, labels, label = peers
+                src, shared = self.replay.source(int(d[i]), every[labels == label[i]])
+                if src >= 0:  # (itself: a replay of its own past, seen before three windows in a row)
+                    first[i], source[i] = TYPES.index("replay"), -1 if src == d[i] else src
+                    scores[first[i], i], onsets[first[i], i] = shared, onsets[3:, i][alarms[3:, i]][0]
         cols = np.arange(len(d))
         old_type = self._type[d]
         # a more specific verdict found later (stuck, replay, noise; not a spike) replaces the
@@ -209,6 +227,7 @@ class DeviceMonitor:
             onset=np.r_[onset_before[resolved], self._onset[d[fired]]],
             score=np.r_[peak_before[resolved], live[fired]], z=z,
             slow=np.r_[np.zeros(len(resolved), bool), ~main[fired]],
+            source=np.r_[np.full(len(resolved), -1), source[fired]],
         )
 
     def _shift_kind(self, d: np.ndarray, main: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,6 +56,12 @@ class ReplayDetector(Detector):
     called a replay at all (exact repeats tell nothing there); nor is any
     device before it has sent ``capacity`` windows.
 
+    A device re-sending another device's readings repeats that device's
+    sequences instead: ``source`` finds it (or a replay of the device's own
+    past, before three windows in a row have matched), asked about devices
+    whose readings have just shifted (a comparison of rings, too dear for
+    every window).
+
     State per device: ``last`` (k floats), ``ring`` (capacity uint32),
     ``pos``, ``hits``, ``misses``, ``start``, ``alarm``, ``chance`` (float32):
     about 4·capacity + 8·k + 44 bytes.
@@ -115,6 +121,42 @@ class ReplayDetector(Detector):
         alarm = np.where(was, misses < self.min_matches, able & (hits >= self.min_matches))
         self._alarm[d] = alarm
         return Detection(alarm=alarm, score=hits.astype(np.float64), onset=start)
+
+    def source(self, device: int, peers: np.ndarray, recent: int = 16) -> tuple[int, int]:
+        """(source, fingerprints shared) for the device whose fingerprints hold most of this
+        device's last ``recent`` ones (its own older ones, or a peer's), if that is at least
+        ``min_matches`` more than four times what chance would share (from the two devices'
+        ``chance``); else (-1, 0). The source is ``device`` itself for a replay of its own past.
+
+        A device re-sending another's readings, live or delayed by less than ``capacity``
+        windows, repeats that device's sequences rather than its own. Continuous readings share
+        no exact sequence by chance; a device (or peer) repeating itself by chance more than
+        ``max_chance`` of its windows is never called a copy (or its source), nor is either
+        before ``capacity`` windows. A ragged stream breaks many pairs (readings falling into
+        other windows than the source's), so a few shared ones are enough.
+        """
+        peers = peers[(peers != device) & (self._chance[peers] <= self.max_chance)
+                      & (self._filled[peers] >= self.capacity)]
+        recent = min(recent, self.capacity // 2)
+        if self._filled[device] < self.capacity or self._chance[device] > self.max_chance:
+            return -1, 0
+        slots = (self._pos[device] - 1 - np.arange(self.capacity)) % self.capacity
+        ring = self._ring[device, slots]
+        mine = ring[:recent][ring[:recent] != 0]
+        if len(mine) < self.min_matches:
+            return -1, 0
+        # the device's own older fingerprints first (a replay of its own past, seen as it shifts)
+        shared = np.r_[np.isin(mine, ring[recent:]).sum(),
+                       (take_rows(self._ring, peers)[:, :, None] == mine).any(axis=1).sum(axis=1)]
+        # pairs shared by chance: about len(mine) times the devices' chance shares (its own, and the
+        # peer's); four times that on top of min_matches
+        chance = len(mine) * (self._chance[device] + np.r_[0.0, self._chance[peers]])
+        peers = np.r_[device, peers]
+        excess = shared - 4 * chance
+        best = int(np.argmax(excess))
+        if excess[best] < self.min_matches:
+            return -1, 0
+        return int(peers[best]), int(shared[best])
 
     def _in_ring(self, d: np.ndarray, h: np.ndarray, block: int = 4096) -> np.ndarray:
         """Whether each device's ring holds its fingerprint ``h``, a block of devices at a time

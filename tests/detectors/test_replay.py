@@ -56,3 +56,66 @@ def test_a_noisy_sensor_has_no_chance_repeats():
     det = ReplayDetector()
     assert feed(det, 20 + rng.normal(size=3000), np.arange(3000)) is None
     assert det._chance[0] == 0.0
+
+
+def fleet_feed(det, x, present, ask, until=None):
+    """Devices = rows of ``x``, window by window (``present[i, w]``: device i reports in window w);
+    after each window ``ask(w)`` may look at the detector. Returns nothing."""
+    det.resize(len(x))
+    for w in range(x.shape[1] if until is None else until):
+        d = np.flatnonzero(present[:, w])
+        z = np.zeros(len(d))
+        det.update(Observation(d, np.full(len(d), w), x[d, w], z, z, np.ones(len(d))))
+        ask(w)
+
+
+def test_a_copy_of_another_device_is_traced_to_it():
+    """Device 5 re-sends device 2's readings from window 300, live or 30 windows late, each device
+    missing a quarter of its windows at random: device 2 is named within 30 windows, and no
+    honest device is ever said to copy anyone (a late copy is not mistaken the other way round)."""
+    everyone = np.arange(6)
+    for seed in range(4):
+        for lag in (0, 30):
+            rng = np.random.default_rng(seed)
+            x = 20 + rng.normal(size=(6, 420))
+            x[5, 300:] = x[2, 300 - lag:420 - lag]
+            present = rng.random(x.shape) >= 0.25
+            det, named, wrong = ReplayDetector(), [], []
+
+            def ask(w):
+                if w >= 300 and not named and det.source(5, everyone)[0] == 2:
+                    named.append(w)
+                honest = [0, 1, 3, 4] + ([2] if lag else [])  # a live mirror's source shares as much
+                wrong.extend((w, d) for d in honest if det.source(d, everyone)[0] >= 0)
+
+            fleet_feed(det, x, present, ask)
+            assert named and named[0] - 300 <= 30, (seed, lag, named)
+            assert not wrong, (seed, lag, wrong[:3])
+
+
+def test_quantised_peers_are_never_called_copies():
+    """Whole-number readings of one slowly moving signal share many pairs by chance: no device is
+    said to copy another (with the chance guard off, one is)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(3000)
+    x = np.round(20 + 3 * np.sin(t / 300) + rng.normal(size=(6, len(t))) * 0.6)
+    present = np.ones(x.shape, bool)
+    for max_chance, expect in ((0.05, False), (1.0, True)):
+        det, calls = ReplayDetector(max_chance=max_chance), []
+        fleet_feed(det, x, present, lambda w: calls.extend(
+            d for d in range(6) if w % 50 == 0 and det.source(d, np.arange(6))[0] >= 0))
+        assert bool(calls) == expect, (max_chance, len(calls))
+
+
+def test_the_ring_comparison_also_sees_a_replay_of_the_device_s_own_past():
+    """``source`` returns the device itself for a ragged replay of its own past (what a shift alarm
+    asks, which may come before three pairs in a row have matched), never for an honest stream."""
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        x = 20 + rng.normal(size=(2, 400))
+        x[0, 300:] = x[0, 240:340]
+        present = rng.random(x.shape) >= 0.25
+        det, seen = ReplayDetector(), {0: [], 1: []}
+        fleet_feed(det, x, present, lambda w: [seen[d].append(w) for d in (0, 1)
+                                               if det.source(d, np.array([0, 1]))[0] == d])
+        assert seen[0] and 300 <= seen[0][0] <= 340 and not seen[1], (seed, seen[0][:1], seen[1][:1])
