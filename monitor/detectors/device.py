@@ -54,7 +54,7 @@ class DeviceMonitor:
                  cusum: MeanShiftCusum | None = None, variance: VarianceCusum | None = None,
                  spike: SpikeDetector | None = None, stuck: StuckDetector | None = None,
                  replay: ReplayDetector | None = None, slow: SlowShiftCusum | None = None,
-                 stuck_run: int = 3, noise_share: float = 0.5, baseline_slack: float = 2.0) -> None:
+                 stuck_run: int = 3, noise_share: float = 0.3, baseline_slack: float = 2.0) -> None:
         if (warmup < 2 or not (0 < alpha < 1) or min_scale <= 0 or stuck_run < 2 or not 0 < noise_share <= 1
                 or baseline_slack < 0):
             raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0, stuck_run >= 2, "
@@ -180,7 +180,9 @@ class DeviceMonitor:
         stuck_alarm = stuck.alarm | (shift & self.stuck.evident(d, self.stuck_run))
         # (only when the alarm starts: a bias already reported is not re-typed)
         was = self._firing[d]
-        noise_alarm = var.alarm | (shift & ~was & (var.score >= self.noise_share * self.variance.h))
+        # (less what one step of the size measured explains: its jump enters one differenced residual)
+        noise_alarm = var.alarm | (shift & ~was & (var.score - self._jump_evidence(d, window, mean.alarm)
+                                                   >= self.noise_share * self.variance.h))
         # the mean shift: from the main CUSUM when it alarms, else from the slow one
         main = mean.alarm
         drift, ramp_onset = self._shift_kind(d, main, shift & ~main)
@@ -229,6 +231,21 @@ class DeviceMonitor:
             slow=np.r_[np.zeros(len(resolved), bool), ~main[fired]],
             source=np.r_[np.full(len(resolved), -1), source[fired]],
         )
+
+    def _jump_evidence(self, d: np.ndarray, window: np.ndarray, main: np.ndarray) -> np.ndarray:
+        """What the variance CUSUM gains from the jump of a step of the size the shift CUSUM in alarm
+        (the main one where ``main``, else the slow one) has measured over its run: the step's mean
+        ``(S + k * run) / run`` enters one differenced residual. A gross step alone gives the variance
+        CUSUM up to ~0.3 of its threshold, which is not evidence of noise."""
+        step = np.zeros(len(d))
+        for det, sel in ((self.cusum, np.flatnonzero(main)), (self.slow, np.flatnonzero(~main))):
+            (pos, neg), (pos_start, neg_start) = det.sides(d[sel]), det.starts(d[sel])
+            up = pos >= neg
+            run = np.maximum(window[sel] - np.where(up, pos_start, neg_start), 1.0)
+            step[sel] = (np.where(up, pos, neg) + det.k * run) / run
+        u = np.minimum(step / np.sqrt(2.0), self.variance.clip)
+        r = self.variance.ratio
+        return np.maximum(0.5 * u * u * (1.0 - 1.0 / r ** 2) - np.log(r), 0.0)
 
     def _shift_kind(self, d: np.ndarray, main: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Ramp (drift) or step verdict and ramp onset of the shifts in alarm, from the main CUSUM where
