@@ -212,13 +212,13 @@ class DeviceMonitor:
         # moved (stuck), or a residual whose spread grew (noise: the level-free variance CUSUM has
         # gathered a good part of its evidence; a bias does not move it)
         stuck_alarm = stuck.alarm | (shift & self.stuck.evident(d, self.stuck_run))
-        # (only when the alarm starts: a bias already reported is not re-typed)
-        was = self._firing[d]
-        # (less what one step of the size measured explains: its jump enters one differenced residual)
-        noise_alarm = var.alarm | (shift & ~was & (var.score - self._jump_evidence(d, window, mean.alarm)
-                                                   >= self.noise_share * self.variance.h))
         # the mean shift: from the main CUSUM when it alarms, else from the slow one
         main = mean.alarm
+        # noise only when the alarm starts (a bias already reported is not re-typed), and on the variance
+        # evidence beyond what one step of the size measured explains (its jump enters one differenced residual)
+        was = self._firing[d]
+        noise_alarm = var.alarm | (shift & ~was & (var.score - self._jump_evidence(d, window, main)
+                                                   >= self.noise_share * self.variance.h))
         drift, ramp_onset = self._shift_kind(d, main, shift & ~main)
         shift_score = np.where(main, mean.score, slow.score)
         shift_onset = np.where(main, mean.onset, slow.onset)
@@ -228,18 +228,8 @@ class DeviceMonitor:
         onsets = np.stack([stuck.onset, replay.onset, spike.onset, var.onset, shift_onset, ramp_onset])
         any_alarm = alarms.any(axis=0)
         first = np.argmax(alarms, axis=0)
-        source = np.full(len(d), -1)
-        if peers is not None:
-            # readings that start to shift (or grow noisy) may be re-sent: another device's or their own; a shift
-            # already alerted is looked at again every few windows (a ragged copy shares few pairs)
-            shifted = any_alarm & (first >= TYPES.index("noise"))
-            again = was & (self._type[d] >= TYPES.index("noise")) & (window % RECHECK == 0)
-            for i in np.flatnonzero(shifted & (~was | again)):
-                every, labels, label = peers
-                src, shared = self.replay.source(int(d[i]), every[labels == label[i]])
-                if src >= 0:  # (itself: a replay of its own past, seen before three windows in a row)
-                    first[i], source[i] = TYPES.index("replay"), -1 if src == d[i] else src
-                    scores[first[i], i], onsets[first[i], i] = shared, onsets[3:, i][alarms[3:, i]][0]
+        source = self._copies(d, window, was, first, alarms, scores, onsets, peers) if peers is not None \
+            else np.full(len(d), -1)
         cols = np.arange(len(d))
         old_type = self._type[d]
         # a more specific verdict found later (stuck, replay, noise; not a spike) replaces the
@@ -251,9 +241,9 @@ class DeviceMonitor:
         onset_before = self._onset[d].copy()
         self._type[d[fired]] = first[fired]
         self._onset[d[fired]] = onsets[first[fired], fired]
-        shifted = fired[(first[fired] >= TYPES.index("bias")) & ~was[fired]]
-        if len(shifted):  # undo what was learned from the shift before it was flagged
-            self.rollback(d[shifted], self._onset[d[shifted]])
+        started = fired[(first[fired] >= TYPES.index("bias")) & ~was[fired]]
+        if len(started):  # undo what was learned from the shift before it was flagged
+            self.rollback(d[started], self._onset[d[started]])
         live = scores[self._type[d], cols]
         fresh = ~was | upgrade
         self._peak[d] = np.where(any_alarm, np.where(fresh, live, np.maximum(peak_before, live)), 0.0)
@@ -268,6 +258,23 @@ class DeviceMonitor:
             slow=np.r_[np.zeros(len(resolved), bool), ~main[fired]],
             source=np.r_[np.full(len(resolved), -1), source[fired]],
         )
+
+    def _copies(self, d, window, was, first, alarms, scores, onsets, peers) -> np.ndarray:
+        """Readings that start to shift (or grow noisy) may be re-sent: another device's or their own.
+        Such alarms become ``replay`` (``first``, ``scores`` and ``onsets`` are updated in place); returns
+        the device each copies (-1: none, or itself). A shift already alerted is looked at again every
+        ``RECHECK`` windows (a ragged copy may share too few pairs when its shift is first flagged)."""
+        every, labels, label = peers
+        source = np.full(len(d), -1)
+        shifted = alarms.any(axis=0) & (first >= TYPES.index("noise"))
+        again = was & (self._type[d] >= TYPES.index("noise")) & (window % RECHECK == 0)
+        replay = TYPES.index("replay")
+        for i in np.flatnonzero(shifted & (~was | again)):
+            src, shared = self.replay.source(int(d[i]), every[labels == label[i]])
+            if src >= 0:
+                first[i], source[i] = replay, -1 if src == d[i] else src
+                scores[replay, i], onsets[replay, i] = shared, onsets[3:, i][alarms[3:, i]][0]
+        return source
 
     def _jump_evidence(self, d: np.ndarray, window: np.ndarray, main: np.ndarray) -> np.ndarray:
         """What the variance CUSUM gains from the jump of a step of the size the shift CUSUM in alarm
