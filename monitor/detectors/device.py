@@ -18,7 +18,6 @@ from monitor.detectors.variance import VarianceCusum
 #: alert types in the order they win when several detectors alarm at once
 TYPES = ("stuck", "replay", "spike", "noise", "bias", "drift")
 RECHECK = 8  # windows between looks at whether a device in a shift alarm copies another
-SNAPSHOT = 64  # windows between the snapshots of a device's offset a shift's learning is undone to
 
 
 @dataclass(frozen=True)
@@ -47,17 +46,8 @@ class DeviceMonitor:
     ``|z|`` below the clip): score before learning, never learn from what was
     flagged.
 
-    A shift is partly learned before it is flagged (the offset follows every clean window a
-    little). So the offset is snapshotted at the start of every ``SNAPSHOT``-window block, the
-    last two kept, and when a shift alarm starts the offset goes back to the latest snapshot
-    from before the shift's onset: what was learned from the lie is undone, the alarm measures
-    all of it, and the device comes back clean when the lie ends instead of reading shifted the
-    other way. (Doing the same for the members of a nominated colluding set was worse on
-    tuning: nominations that are later dropped move honest devices' offsets.)
-
     State per device: ``n``, ``mean``, ``var`` (residual statistics), ``firing``,
-    ``type`` (index in TYPES), ``onset``, ``peak``, ``snap`` (two float32 offsets) and
-    ``block`` (int32, the block of the newer one), plus each detector's.
+    ``type`` (index in TYPES), ``onset``, ``peak``, plus each detector's.
     """
 
     def __init__(self, warmup: int = 60, alpha: float = 0.002, min_scale: float = 1e-6,
@@ -84,8 +74,6 @@ class DeviceMonitor:
         self._type = np.zeros(0, np.int8)
         self._onset = np.zeros(0)
         self._peak = np.zeros(0)
-        self._snap = np.zeros((0, 2), np.float32)
-        self._block = np.zeros(0, np.int32)
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
@@ -99,8 +87,6 @@ class DeviceMonitor:
         self._n, self._mean, self._var = grow(self._n, 0), grow(self._mean, 0.0), grow(self._var, 0.0)
         self._firing, self._type = grow(self._firing, False), grow(self._type, 0)
         self._onset, self._peak = grow(self._onset, 0.0), grow(self._peak, 0.0)
-        self._snap = np.r_[self._snap, np.zeros((size - len(self._snap), 2), np.float32)]
-        self._block = grow(self._block, 0)
         for det in self.detectors:
             det.resize(size)
 
@@ -142,7 +128,6 @@ class DeviceMonitor:
         readings start to shift is checked for copying one of its peers (a replay).
         """
         d = devices
-        self._take_snapshots(d, window)
         u = np.ones(len(d)) if unit is None else unit
         r = (value - consensus) / u
         cvar = np.zeros(len(d)) if consensus_var is None else consensus_var / (u * u)
@@ -168,25 +153,6 @@ class DeviceMonitor:
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
                             onset=events.onset, score=events.score, z=z, scale=scale * u, slow=events.slow,
                             source=events.source)
-
-    def _take_snapshots(self, d: np.ndarray, window: np.ndarray) -> None:
-        """At a device's first window of a new block, its offset as it stands becomes the newer
-        snapshot, the newer one the older (both the current offset after a block without windows)."""
-        block = (window // SNAPSHOT).astype(np.int32)
-        new = block > self._block[d]
-        if not new.any():
-            return
-        dn, mean = d[new], self._mean[d[new]].astype(np.float32)
-        self._snap[dn, 0] = np.where(block[new] == self._block[dn] + 1, self._snap[dn, 1], mean)
-        self._snap[dn, 1] = mean
-        self._block[dn] = block[new]
-
-    def rollback(self, devices: np.ndarray, onset: np.ndarray) -> None:
-        """Undo the offset learned since ``onset`` (window, per device), as far as the snapshots
-        go: back to the newer snapshot if it was taken at or before the onset, else the older."""
-        d = np.asarray(devices, dtype=np.int64)
-        newer = onset - SNAPSHOT // 2 >= self._block[d].astype(np.float64) * SNAPSHOT
-        self._mean[d] = np.where(newer, self._snap[d, 1], self._snap[d, 0])
 
     def _learn(self, d: np.ndarray, r: np.ndarray, cvar: np.ndarray) -> None:
         """Running mean and own-noise variance with weight ``max(alpha, 1/n)``: exact
@@ -241,9 +207,6 @@ class DeviceMonitor:
         onset_before = self._onset[d].copy()
         self._type[d[fired]] = first[fired]
         self._onset[d[fired]] = onsets[first[fired], fired]
-        started = fired[(first[fired] >= TYPES.index("bias")) & ~was[fired]]
-        if len(started):  # undo what was learned from the shift before it was flagged
-            self.rollback(d[started], self._onset[d[started]])
         live = scores[self._type[d], cols]
         fresh = ~was | upgrade
         self._peak[d] = np.where(any_alarm, np.where(fresh, live, np.maximum(peak_before, live)), 0.0)
@@ -302,8 +265,7 @@ class DeviceMonitor:
 
     def reset(self, devices: np.ndarray) -> None:
         """Forget everything learned about these devices (they warm up again, out of alarm)."""
-        for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak, self._snap,
-                  self._block):
+        for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak):
             a[devices] = 0
         for det in self.detectors:
             det.reset(devices)
@@ -312,7 +274,7 @@ class DeviceMonitor:
         return {
             "n": self._n.tolist(), "mean": self._mean.tolist(), "var": self._var.tolist(),
             "firing": self._firing.tolist(), "type": self._type.tolist(), "onset": self._onset.tolist(),
-            "peak": self._peak.tolist(), "snap": self._snap.tolist(), "block": self._block.tolist(),
+            "peak": self._peak.tolist(),
             "detectors": {det.name: det.state_dict() for det in self.detectors},
         }
 
@@ -324,7 +286,5 @@ class DeviceMonitor:
         self._type = np.asarray(state["type"], np.int8)
         self._onset = np.asarray(state["onset"], np.float64)
         self._peak = np.asarray(state["peak"], np.float64)
-        self._snap = np.asarray(state.get("snap", np.zeros((len(self._n), 2))), np.float32).reshape(-1, 2)
-        self._block = np.asarray(state.get("block", np.zeros(len(self._n))), np.int32)
         for det in self.detectors:
             det.load_state_dict(state["detectors"][det.name])
