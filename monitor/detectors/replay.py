@@ -133,7 +133,10 @@ class ReplayDetector(Detector):
         no exact sequence by chance; a device (or peer) repeating itself by chance more than
         ``max_chance`` of its windows is never called a copy (or its source), nor is either
         before ``capacity`` windows. A ragged stream breaks many pairs (readings falling into
-        other windows than the source's), so a few shared ones are enough.
+        other windows than the source's), so a few shared ones are enough; but the source must
+        share at least three times as many as any other candidate (peers measuring one
+        coarsely quantised signal share pairs with each other by chance, whatever each one's
+        own repeats).
         """
         peers = peers[(peers != device) & (self._chance[peers] <= self.max_chance)
                       & (self._filled[peers] >= self.capacity)]
@@ -154,7 +157,10 @@ class ReplayDetector(Detector):
         peers = np.r_[device, peers]
         excess = shared - 4 * chance
         best = int(np.argmax(excess))
-        if excess[best] < self.min_matches:
+        # ... and a copy has one source: where several peers share as much (stations reading one
+        # regional pressure in whole hectopascals), the pairs are the signal's, not a copy's
+        runner_up = np.max(np.delete(shared, best), initial=0)
+        if excess[best] < self.min_matches or shared[best] < 3 * runner_up:
             return -1, 0
         return int(peers[best]), int(shared[best])
 
