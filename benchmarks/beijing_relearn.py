@@ -3,7 +3,8 @@
 On the Beijing replay (with the injected attacks of scenarios/beijing-attacks.yaml, seed 1001)
 this prints, per group, the first window where most of its devices were out of the consensus
 long enough to be relearned and how many times that happened, then how many collusion alerts
-(firing events, new or grown) came how long after the group's last relearning (or the start).
+(firing events, new or grown) came how long after the group's last relearning (or the start),
+and the device alerts by type with the pairs most often said to copy one another (replay).
 
     python benchmarks/beijing_relearn.py
 """
@@ -46,6 +47,11 @@ def main() -> None:
     counts = np.histogram(since, BINS)[0]
     print("collusion alerts by windows since the group's last relearning (or the start):",
           ", ".join(f"{lo}-{hi if hi < 10 ** 9 else '...'}: {c}" for lo, hi, c in zip(BINS, BINS[1:], counts)))
+    device = [a for a in alerts if a.kind == "device" and a.state == "firing"]
+    print("device alerts by type:", dict(collections.Counter(a.type for a in device).most_common()))
+    copies = collections.Counter((a.devices[0], a.evidence["copies"]) for a in device if "copies" in a.evidence)
+    print(f"alerts naming a copied device: {sum(copies.values())}; most frequent (device, copied): "
+          + ", ".join(f"{d} <- {c}: {n}" for (d, c), n in copies.most_common(6)))
 
 
 if __name__ == "__main__":
