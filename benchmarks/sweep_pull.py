@@ -49,7 +49,8 @@ def main() -> None:
                       - cpipe.devices.offset(np.array([cpipe.registry.device_names.index(d)]))[0]
                       * cpipe._unit(np.array([cpipe.registry.group_names.index(name)]))[0]) / sigma[d]
                      for d in np.asarray(data.device_ids)[data.device_group == g] if d not in liars]
-            st = pipe.collusion._active.get(pipe.registry.group_names.index(name))
+            gi = pipe.registry.group_names.index(name)
+            st = next((a for a in pipe.collusion.active() if a.group == gi), None)
             named = len({pipe.registry.device_names[m] for m in st.members} & liars) if st else 0
             r = iso.get(name, {})
             half = None if r.get("delay_s") is None else round(r["delay_s"] / data.interval)

@@ -183,8 +183,11 @@ class DeviceMonitor:
         # noise only when the alarm starts (a bias already reported is not re-typed), and on the variance
         # evidence beyond what one step of the size measured explains (its jump enters one differenced residual)
         was = self._firing[d]
-        noise_alarm = var.alarm | (shift & ~was & (var.score - self._jump_evidence(d, window, main)
-                                                   >= self.noise_share * self.variance.h))
+        noise_alarm = var.alarm.copy()
+        starting = np.flatnonzero(shift & ~was)
+        if len(starting):  # (rare: the step's size is measured only where a shift alarm starts)
+            jump = self._jump_evidence(d[starting], window[starting], main[starting])
+            noise_alarm[starting] |= var.score[starting] - jump >= self.noise_share * self.variance.h
         drift, ramp_onset = self._shift_kind(d, main, shift & ~main)
         shift_score = np.where(main, mean.score, slow.score)
         shift_onset = np.where(main, mean.onset, slow.onset)
@@ -231,9 +234,16 @@ class DeviceMonitor:
         source = np.full(len(d), -1)
         shifted = alarms.any(axis=0) & (first >= TYPES.index("noise"))
         again = was & (self._type[d] >= TYPES.index("noise")) & (window % RECHECK == 0)
+        asked = np.flatnonzero(shifted & (~was | again))
+        if not len(asked):
+            return source
+        # each device's peers by binary search in the labels sorted once (the pipeline's come sorted)
+        order = np.arange(len(labels)) if np.all(labels[:-1] <= labels[1:]) else np.argsort(labels, kind="stable")
+        ranked = labels[order]
+        lo, hi = np.searchsorted(ranked, label[asked], "left"), np.searchsorted(ranked, label[asked], "right")
         replay = TYPES.index("replay")
-        for i in np.flatnonzero(shifted & (~was | again)):
-            src, shared = self.replay.source(int(d[i]), every[labels == label[i]])
+        for i, a, b in zip(asked.tolist(), lo.tolist(), hi.tolist()):
+            src, shared = self.replay.source(int(d[i]), every[order[a:b]])
             if src >= 0:
                 first[i], source[i] = replay, -1 if src == d[i] else src
                 scores[replay, i], onsets[replay, i] = shared, onsets[3:, i][alarms[3:, i]][0]

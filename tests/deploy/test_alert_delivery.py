@@ -63,7 +63,7 @@ DEPLOY = ROOT / "deploy"
 DELIVERY_SECONDS = 30.0   # last reading produced -> notification at the webhook (and the clean run's silence)
 FOR_IN_TEST = "2s"        # every rule's `for:` in the test's copy of the rules
 N_RULES = sum(len(g["rules"]) for g in yaml.safe_load(
-    (Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "poison-monitor.rules.yml").read_text())["groups"])
+    (DEPLOY / "prometheus" / "rules" / "poison-monitor.rules.yml").read_text())["groups"])
 WARM_SAMPLES = 100        # sent first: clean minutes before any attack starts (bias at 200, collusion at 300)
 SAMPLES = 600
 
