@@ -104,3 +104,6 @@ def test_a_gross_step_is_never_called_noise():
     (without that, 4 of these 20 are typed `noise`), while a weakening battery stays `noise`."""
     assert [first_types(gross_bias, seed)[0] for seed in range(20)] == ["bias"] * 20
     assert [first_types(fast_battery, seed)[0] for seed in range(20)] == ["noise"] * 20
+    with pytest.MonkeyPatch.context() as mp:       # the jump's share not taken off
+        mp.setattr(DeviceMonitor, "_jump_evidence", lambda self, d, window, main: np.zeros(len(d)))
+        assert [first_types(gross_bias, seed)[0] for seed in range(20)].count("noise") == 4
