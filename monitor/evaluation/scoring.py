@@ -35,6 +35,10 @@ import numpy as np
 DAY = 86400.0
 
 
+#: The largest colluding set, as a fraction of its group, within the collusion bar's scope (issue 4, bar 5).
+BAR_FRACTION = 0.3
+
+
 @dataclass(frozen=True)
 class Interval:
     """One device's interval of event time: an alarm or a labelled truth."""
@@ -192,7 +196,8 @@ def isolation_delays(sets: list[Interval], isolated: list[tuple[str, float]], gr
 
 
 def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[Interval], grace: float = 0.0,
-                    match: float = 0.5, isolated: list[tuple[str, float]] | None = None) -> dict:
+                    match: float = 0.5, isolated: list[tuple[str, float]] | None = None,
+                    group_sizes: dict[str, int] | None = None, within: float = BAR_FRACTION) -> dict:
     """Colluding sets reported as one alert naming the members.
 
     ``alarms``: collusion alerts (``members`` = the devices named, latest
@@ -201,6 +206,9 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     A set is found if an alert in its group overlapping it names members with
     Jaccard >= ``match``; an alert matching no set is a false collusion alert.
     With ``isolated`` (see `isolation_delays`), also when each set left the consensus.
+    With ``group_sizes`` (devices per group), also the same scores over the sets of at most
+    ``within`` of their group (``bar``: the scope of the collusion bar); there, an alert matching
+    only larger sets counts neither way.
 
     >>> s = score_collusion([Interval("", "g", 10, 50, members=("a", "b", "c"))],
     ...                     [Interval("", "g", 0, 100, members=("a", "b", "c", "d"))], [])
@@ -233,6 +241,18 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     precision = tp / len(alarms) if alarms else float("nan")
     recall = found / len(sets) if sets else float("nan")
     med, p95 = _stats(delays)
+    bar = None
+    if group_sizes is not None:
+        small = [len(x.members) <= within * group_sizes.get(x.group, 0) for x in sets]
+        inner = score_collusion(alarms, [x for x, ok in zip(sets, small) if ok], [], grace, match)
+        outer = score_collusion(alarms, [x for x, ok in zip(sets, small) if not ok], [], grace, match)
+        in_ids = _matched(alarms, [x for x, ok in zip(sets, small) if ok], grace, match)
+        out_only = _matched(alarms, [x for x, ok in zip(sets, small) if not ok], grace, match) - in_ids
+        n_alarms = len(alarms) - len(out_only)
+        bar = {"within": within, "sets": inner["sets"], "sets_found": inner["sets_found"],
+               "collusion_alerts": n_alarms, "matched_alerts": len(in_ids),
+               "false_collusion_alerts": n_alarms - len(in_ids), "larger_sets": outer["sets"],
+               "jaccards": inner["raw"]["jaccards"]}
     return {
         "sets": len(sets), "sets_found": found, "collusion_alerts": len(alarms),
         "false_collusion_alerts": len(false_alarms),
@@ -242,8 +262,27 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
         "benign_events": len(events), "benign_events_flagged": flagged_events,
         "benign_events_clean_fraction": 1 - flagged_events / len(events) if events else float("nan"),
         "raw": {"jaccards": best_j, "delays_s": delays, "matched_alerts": tp,
-                "isolation": iso},
-    } | _isolation_summary(iso)
+                "isolation": iso, "bar": bar},
+    } | _isolation_summary(iso) | ({"bar": _bar_summary([bar])} if bar is not None else {})
+
+
+def _matched(alarms: list[Interval], sets: list[Interval], grace: float, match: float) -> set[int]:
+    """Indices of the alarms naming one of ``sets`` (same group, overlapping, Jaccard >= ``match``)."""
+    return {i for i, a in enumerate(alarms) for x in sets
+            if a.group == x.group and _overlaps(a, x, grace) and jaccard(set(a.members), set(x.members)) >= match}
+
+
+def _bar_summary(bars: list[dict]) -> dict:
+    """Pooled scores over the sets within the collusion bar's scope (see `score_collusion`)."""
+    tot = lambda k: sum(b[k] for b in bars)  # noqa: E731
+    alerts, sets = tot("collusion_alerts"), tot("sets")
+    precision = tot("matched_alerts") / alerts if alerts else float("nan")
+    recall = tot("sets_found") / sets if sets else float("nan")
+    jac = [j for b in bars for j in b["jaccards"]]
+    return {"within": bars[0]["within"], "sets": sets, "sets_found": tot("sets_found"), "collusion_alerts": alerts,
+            "false_collusion_alerts": tot("false_collusion_alerts"), "larger_sets": tot("larger_sets"),
+            "precision": precision, "recall": recall, "f1": f1(precision, recall),
+            "jaccard_mean": float(np.mean(jac)) if jac else float("nan")}
 
 
 def _isolation_summary(rows: list[dict]) -> dict:
@@ -267,6 +306,9 @@ def pool_collusion(scores: list[dict]) -> dict:
     med, p95 = _stats(delays)
     events = tot("benign_events")
     iso = _isolation_summary([r for s in scores for r in s["raw"].get("isolation", [])])
+    bars = [s["raw"]["bar"] for s in scores if s["raw"].get("bar") is not None]
+    if bars and len(bars) == len(scores):
+        iso |= {"bar": _bar_summary(bars)}
     return iso | {"sets": tot("sets"), "sets_found": tot("sets_found"), "collusion_alerts": alerts,
             "false_collusion_alerts": tot("false_collusion_alerts"), "precision": precision, "recall": recall,
             "f1": f1(precision, recall), "jaccard_mean": float(np.mean(jac)) if jac else float("nan"),

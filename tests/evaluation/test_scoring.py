@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from monitor.evaluation.scoring import (Interval, pool_device_scores, runs_to_intervals, score_collusion,
+from monitor.evaluation.scoring import (Interval, pool_collusion, pool_device_scores, runs_to_intervals, score_collusion,
                                         score_device_events, truth_from_labels)
 
 W = 60.0
@@ -78,6 +78,25 @@ def test_collusion_sets_and_benign_events():
     assert s["sets_found"] == 1 and s["jaccard_mean"] == 0.75 and s["delay_median_s"] == 10
     assert s["false_collusion_alerts"] == 2 and s["precision"] == pytest.approx(1 / 3)
     assert s["benign_events_flagged"] == 1 and s["benign_events_clean_fraction"] == 0.0
+
+
+def test_collusion_within_the_bars_scope():
+    """Bar 5 is about sets of at most 30% of their group: scored alone, an alert naming a larger set
+    counts neither way, and alerts naming no set stay false."""
+    sets = [Interval("", "g", 0, 100, members=("a", "b")),                     # 2 of 10: in scope
+            Interval("", "h", 0, 100, members=("p", "q", "r", "s", "t"))]      # 5 of 10: larger
+    alarms = [Interval("", "g", 10, 50, members=("a", "b")),
+              Interval("", "h", 10, 50, members=("p", "q", "r", "s")),
+              Interval("", "h", 60, 90, members=("x", "y"))]                     # names no set
+    s = score_collusion(alarms, sets, [], group_sizes={"g": 10, "h": 10})
+    assert s["sets_found"] == 2 and s["false_collusion_alerts"] == 1
+    bar = s["bar"]
+    assert (bar["sets"], bar["sets_found"], bar["larger_sets"]) == (1, 1, 1)
+    assert (bar["collusion_alerts"], bar["false_collusion_alerts"]) == (2, 1)
+    assert bar["precision"] == 0.5 and bar["recall"] == 1.0 and bar["jaccard_mean"] == 1.0
+    assert "bar" not in score_collusion(alarms, sets, [])
+    pooled = pool_collusion([s, s])
+    assert pooled["bar"]["sets"] == 2 and pooled["bar"]["false_collusion_alerts"] == 2
 
 
 def test_pooling_adds_counts_and_pools_delays():
