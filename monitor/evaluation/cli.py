@@ -144,7 +144,8 @@ def scoreboard(command, files, seeds, overall, per_scenario, cells, beijing, plo
 
 def _per_scenario_table(per_scenario: dict) -> str:
     head = ["scenario", "attack events", "monitor P", "R", "F1", "delay median (samples)",
-            "false alarms / honest device-day", "best baseline (F1)", "sets found", "false collusion alerts",
+            "false alarms / honest device-day", "same, groups within the bars", "best baseline (F1)", "sets found",
+            "false collusion alerts",
             "first alert typed right: faults / attacks", "consensus bias: monitor / median",
             "learner damage: guarded / unguarded"]
     rows = []
@@ -158,6 +159,7 @@ def _per_scenario_table(per_scenario: dict) -> str:
         rows.append([name, str(m["attack_events"]), report._f(m["precision"]), report._f(m["recall"]),
                      report._f(m["f1"]), report._f(m["delay_median_samples"], 1),
                      report._f(m["fa_per_device_day_honest"], 3),
+                     report._f(m.get("fa_per_device_day_honest_in_scope"), 3),
                      f"{best[0]} ({report._f(best[1])})" if best[0] else "–",
                      f"{c['sets_found']}/{c['sets']}" if c["sets"] else "–",
                      str(c["false_collusion_alerts"]),

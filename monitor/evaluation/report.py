@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from monitor.evaluation.runner import MONITOR
-from monitor.evaluation.scoring import MISSED, TYPE_MAP_NOTES, pool_alert_types, pool_collusion, pool_device_scores
+from monitor.evaluation.scoring import (BAR_FRACTION, MISSED, TYPE_MAP_NOTES, pool_alert_types, pool_collusion,
+                                        pool_device_scores)
 
 
 def aggregate(results: list[dict]) -> dict:
@@ -92,6 +93,12 @@ def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: l
            f"{agg['runs']} runs ({', '.join(scenarios)}), {agg['readings']:,} readings, "
            f"{agg['device_days']:,.1f} device-days.", "",
            "### Single devices (event level, no point adjustment)", "", _table(HEAD, detector_rows(agg)), ""]
+    m = agg["detectors"].get(MONITOR, {})
+    inside, everywhere = m.get("fa_per_device_day_honest_in_scope"), m.get("fa_per_device_day_honest")
+    if inside is not None and inside == inside and inside != everywhere:
+        out += [f"The monitor's false alarms per honest device-day without the groups where a colluding set is "
+                f"larger than {BAR_FRACTION:.0%} of the group (beyond the bars; there the consensus cannot tell "
+                f"which camp is honest): {_f(inside, 3)} (all honest devices: {_f(everywhere, 3)}).", ""]
     types = sorted({t for s in agg["detectors"].values() for t in s["per_type"]})
     if types:
         names = list(agg["detectors"])

@@ -18,8 +18,8 @@ import numpy as np
 
 from monitor.config import DetectionSettings
 from monitor.evaluation.data import EvalData
-from monitor.evaluation.scoring import (Interval, Truth, expected_alert_types, runs_to_intervals, score_alert_types,
-                                        score_collusion, score_device_events, truth_from_labels)
+from monitor.evaluation.scoring import (BAR_FRACTION, Interval, Truth, expected_alert_types, runs_to_intervals,
+                                        score_alert_types, score_collusion, score_device_events, truth_from_labels)
 from monitor.ingest.decode import DecodedBatch
 from monitor.pipeline import DEVICE_ALERT_TYPES as DEVICE_TYPES, Pipeline, Recording
 from monitor.schema import Alert
@@ -165,10 +165,13 @@ def evaluate(data: EvalData, settings: DetectionSettings | None = None, clean: E
         "interval_s": data.interval, "readings": n_readings, "meta": data.meta,
         "detectors": {}, "consensus": {}, "learner": {}, "cost": {},
     }
-    kw = dict(faults=truth.faults, honest_days=truth.honest_days, interval=data.interval, grace=grace,
-              events=truth.events, event_days=truth.event_days, fault_days=truth.fault_days)
-    result["detectors"][MONITOR] = score_device_events(dev_alarms, truth.attacks, **kw)
     sizes = {data.groups[g]: int(n) for g, n in zip(*np.unique(data.device_group, return_counts=True))}
+    large = {x.group for x in truth.sets if len(x.members) > BAR_FRACTION * sizes.get(x.group, 0)}
+    beyond = frozenset(data.device_ids[i] for i in np.flatnonzero(np.isin(np.asarray(data.groups)[data.device_group],
+                                                                            list(large)))) if large else frozenset()
+    kw = dict(faults=truth.faults, honest_days=truth.honest_days, interval=data.interval, grace=grace,
+              events=truth.events, event_days=truth.event_days, fault_days=truth.fault_days, beyond=beyond)
+    result["detectors"][MONITOR] = score_device_events(dev_alarms, truth.attacks, **kw)
     result["collusion"] = score_collusion(coll_alarms, truth.sets, truth.event_groups, grace, isolated=rec.isolated,
                                           group_sizes=sizes)
     # alert types (the monitor's own device alerts only: baselines have no types)

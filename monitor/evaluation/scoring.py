@@ -69,8 +69,12 @@ def f1(precision: float, recall: float) -> float:
 
 def score_device_events(alarms: list[Interval], attacks: list[Interval], faults: list[Interval],
                         honest_days: dict[str, float], interval: float, grace: float = 0.0,
-                        events: list[Interval] = (), event_days: float = 0.0, fault_days: float = 0.0) -> dict:
-    """Event-level precision, recall, F1, delays and false-alarm rates of one detector."""
+                        events: list[Interval] = (), event_days: float = 0.0, fault_days: float = 0.0,
+                        beyond: frozenset[str] = frozenset()) -> dict:
+    """Event-level precision, recall, F1, delays and false-alarm rates of one detector.
+
+    ``beyond``: honest devices of groups with a colluding set larger than the bars' scope (see
+    `BAR_FRACTION`): the honest false-alarm rate is also given without them (``..._in_scope``)."""
     by_dev: dict[str, list[Interval]] = defaultdict(list)
     for a in alarms:
         by_dev[a.device].append(a)
@@ -97,7 +101,7 @@ def score_device_events(alarms: list[Interval], attacks: list[Interval], faults:
     event_by_dev = defaultdict(list)
     for ev in events:
         event_by_dev[ev.device].append(ev)
-    tp = fp = on_fault = on_event = on_honest = 0
+    tp = fp = on_fault = on_event = on_honest = on_scope = 0
     for a in alarms:
         if any(_overlaps(a, e, grace) for e in attack_by_dev.get(a.device, ())):
             tp += 1
@@ -109,10 +113,13 @@ def score_device_events(alarms: list[Interval], attacks: list[Interval], faults:
                 on_event += 1
             elif a.device in honest_days:
                 on_honest += 1
+                on_scope += a.device not in beyond
     precision = tp / (tp + fp) if tp + fp else float("nan")
     med, p95 = _stats(delays)
     honest_total = sum(honest_days.values())
-    raw = {"delays_s": delays, "fa_honest": on_honest, "honest_days": honest_total, "fa_fault": on_fault,
+    scope_total = sum(v for d, v in honest_days.items() if d not in beyond)
+    raw = {"delays_s": delays, "fa_honest": on_honest, "honest_days": honest_total,
+           "fa_honest_in_scope": on_scope, "honest_days_in_scope": scope_total, "fa_fault": on_fault,
            "fault_days": fault_days, "fa_event": on_event, "event_days": event_days,
            "per_type": {k: {"events": v["events"], "detected": v["detected"], "delays_s": v["delays"]}
                         for k, v in per_type.items()}}
@@ -123,6 +130,7 @@ def score_device_events(alarms: list[Interval], attacks: list[Interval], faults:
         "delay_median_s": med, "delay_p95_s": p95,
         "delay_median_samples": med / interval, "delay_p95_samples": p95 / interval,
         "fa_per_device_day_honest": on_honest / honest_total if honest_total else float("nan"),
+        "fa_per_device_day_honest_in_scope": on_scope / scope_total if scope_total else float("nan"),
         "fa_per_device_day_fault": on_fault / fault_days if fault_days else float("nan"),
         "fa_per_device_day_event": on_event / event_days if event_days else float("nan"),
         "per_type": {k: {"events": v["events"], "recall": v["detected"] / v["events"],
@@ -155,6 +163,7 @@ def pool_device_scores(scores: list[dict], interval: float) -> dict:
         "delay_median_s": med, "delay_p95_s": p95,
         "delay_median_samples": med / interval, "delay_p95_samples": p95 / interval,
         "fa_per_device_day_honest": rate("fa_honest", "honest_days"),
+        "fa_per_device_day_honest_in_scope": rate("fa_honest_in_scope", "honest_days_in_scope"),
         "fa_per_device_day_fault": rate("fa_fault", "fault_days"),
         "fa_per_device_day_event": rate("fa_event", "event_days"),
         "per_type": {k: {"events": v["events"], "recall": v["detected"] / v["events"],

@@ -80,6 +80,15 @@ def test_collusion_sets_and_benign_events():
     assert s["benign_events_flagged"] == 1 and s["benign_events_clean_fraction"] == 0.0
 
 
+def test_honest_false_alarms_within_the_bars_scope():
+    """Honest devices of a group where a set larger than the bars' scope colludes are left out of the
+    in-scope false-alarm rate (and only of it)."""
+    alarms = [Interval("b", "g", 100.0, 200.0), Interval("c", "h", 100.0, 200.0), Interval("c", "h", 300.0, 400.0)]
+    s = score_device_events(alarms, [], [], honest_days={"b": 1.0, "c": 1.0}, interval=W, beyond=frozenset({"c"}))
+    assert s["fa_per_device_day_honest"] == 1.5 and s["fa_per_device_day_honest_in_scope"] == 1.0
+    assert pool_device_scores([s, s], W)["fa_per_device_day_honest_in_scope"] == 1.0
+
+
 def test_collusion_within_the_bars_scope():
     """Bar 5 is about sets of at most 30% of their group: scored alone, an alert naming a larger set
     counts neither way, and alerts naming no set stay false."""
