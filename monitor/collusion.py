@@ -31,10 +31,8 @@ consensus abstains (uncertain) until the split ends.
 Once alerted, the set's onset is a known change point, so every other device
 of the group is tested against it: the sum of its standardised residuals
 since then, over the square root of their count, joins it past ``join_z`` in
-the set's direction. The set resolves after ``quiet`` windows in which its
-members no longer stand out together (see `CollusionDetector._stands`); a
-nominated set that stops standing out before it is confirmed is dropped as
-transient.
+the set's direction. The set resolves after ``quiet`` windows with fewer
+than ``min_members`` members still deviating.
 
 State per device: three float64 means. Per group: at most one active set (plain
 numbers) and a cool-down deadline.
@@ -59,7 +57,7 @@ class CollusionSet:
     members: list[int]           # device indices
     score: float = 0.0           # scan evidence when nominated
     scale: int = 1               # index of the memory that nominated it
-    quiet: int = 0               # windows in a row in which the members no longer stood out together
+    quiet: int = 0               # windows with too few members still deviating
     sums: dict[int, list[float]] = field(default_factory=dict)  # device -> [sum z, count] since confirmation
     confirmed: bool = False      # passed the homogeneity test (alerted)
     shifts: dict[int, list[float]] = field(default_factory=dict)  # member -> [sum shift, count, sum scale^2]
@@ -285,17 +283,10 @@ class CollusionDetector:
             return self._confirm(s, window, devices, z, scale)
         return self._grow(s, window, devices, z)
 
-    def _stands(self, s: CollusionSet, devices: np.ndarray) -> bool:
-        """Whether the set still stands out in its direction: its members' mean residuals (present this
-        window or not), measured from the median of the group's ``devices`` as the scan measures them
-        (while a set pulled the consensus, its honest devices' residuals lean the other way), average
-        ``still_z`` standard errors of that average, with at least ``min_members`` of them a standard
-        error out. A set of in-spread colluders, each of whose means wanders around two standard errors,
-        stands out as a set much more clearly than any one member does."""
+    def _still(self, s: CollusionSet) -> int:
+        """Members whose mean residual still stands out in the set's direction (present this window or not)."""
         members = np.asarray(s.members, dtype=np.int64)
-        med = float(np.median(self.standing(devices, s.scale))) if len(devices) else 0.0
-        rel = s.direction * (self.standing(members, s.scale) - med)
-        return bool((rel >= 1.0).sum() >= self.min_members and rel.mean() * np.sqrt(len(rel)) >= self.still_z)
+        return int((s.direction * self.standing(members, s.scale) >= self.still_z).sum())
 
     def _confirm(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
                  scale: np.ndarray) -> list[CollusionEvent]:
@@ -309,7 +300,7 @@ class CollusionDetector:
             acc[0] += float(z[i] * scale[i])
             acc[1] += 1
             acc[2] += float(scale[i] ** 2)
-        if not self._stands(s, devices):
+        if self._still(s) < self.min_members:
             self._close(s)  # the deviation faded before it could be confirmed: transient
             return []
         counts = [acc[1] for acc in s.shifts.values()]
@@ -341,7 +332,7 @@ class CollusionDetector:
             acc[1] += 1
             if d not in s.members and acc[1] >= 3 and acc[0] / acc[1] ** 0.5 >= self.join_z:
                 joined.append(d)
-        s.quiet = 0 if self._stands(s, devices) else s.quiet + 1
+        s.quiet = 0 if self._still(s) >= self.min_members else s.quiet + 1
         if s.quiet >= self.quiet:
             self._close(s)
             return [CollusionEvent("resolved", s, window)]
