@@ -253,15 +253,15 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     bar = None
     if group_sizes is not None:
         small = [len(x.members) <= within * group_sizes.get(x.group, 0) for x in sets]
-        inner = score_collusion(alarms, [x for x, ok in zip(sets, small) if ok], [], grace, match)
-        outer = score_collusion(alarms, [x for x, ok in zip(sets, small) if not ok], [], grace, match)
-        in_ids = _matched(alarms, [x for x, ok in zip(sets, small) if ok], grace, match)
+        inside = [x for x, ok in zip(sets, small) if ok]
+        in_ids = _matched(alarms, inside, grace, match)
         out_only = _matched(alarms, [x for x, ok in zip(sets, small) if not ok], grace, match) - in_ids
         n_alarms = len(alarms) - len(out_only)
-        bar = {"within": within, "sets": inner["sets"], "sets_found": inner["sets_found"],
+        jac = [j for j, ok in zip(best_j, small) if ok]
+        bar = {"within": within, "sets": len(inside), "sets_found": sum(j >= match for j in jac),
                "collusion_alerts": n_alarms, "matched_alerts": len(in_ids),
-               "false_collusion_alerts": n_alarms - len(in_ids), "larger_sets": outer["sets"],
-               "jaccards": inner["raw"]["jaccards"]}
+               "false_collusion_alerts": n_alarms - len(in_ids), "larger_sets": len(sets) - len(inside),
+               "jaccards": jac}
     return {
         "sets": len(sets), "sets_found": found, "collusion_alerts": len(alarms),
         "false_collusion_alerts": len(false_alarms),
