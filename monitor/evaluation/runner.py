@@ -167,8 +167,7 @@ def evaluate(data: EvalData, settings: DetectionSettings | None = None, clean: E
     }
     sizes = {data.groups[g]: int(n) for g, n in zip(*np.unique(data.device_group, return_counts=True))}
     large = {x.group for x in truth.sets if len(x.members) > BAR_FRACTION * sizes.get(x.group, 0)}
-    beyond = frozenset(data.device_ids[i] for i in np.flatnonzero(np.isin(np.asarray(data.groups)[data.device_group],
-                                                                            list(large)))) if large else frozenset()
+    beyond = frozenset(d for d, g in zip(data.device_ids, data.device_group) if data.groups[g] in large)
     kw = dict(faults=truth.faults, honest_days=truth.honest_days, interval=data.interval, grace=grace,
               events=truth.events, event_days=truth.event_days, fault_days=truth.fault_days, beyond=beyond)
     result["detectors"][MONITOR] = score_device_events(dev_alarms, truth.attacks, **kw)

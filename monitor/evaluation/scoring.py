@@ -226,41 +226,39 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     """
     iso = isolation_delays(sets, isolated, grace) if isolated is not None else []
     found, best_j, delays = 0, [], []
-    matched_alarms: set[int] = set()
-    for s in sets:
+    matched: dict[int, set[int]] = defaultdict(set)  # alarm -> the sets it names
+    for k, s in enumerate(sets):
         best, first = 0.0, None
         for i, a in enumerate(alarms):
             if a.group == s.group and _overlaps(a, s, grace):
                 j = jaccard(set(a.members), set(s.members))
                 if j >= match:
-                    matched_alarms.add(i)
+                    matched[i].add(k)
                     first = a.start if first is None else min(first, a.start)
                 best = max(best, j)
         best_j.append(best)
         if best >= match:
             found += 1
             delays.append(max(0.0, first - s.start))
-    false_alarms = [a for i, a in enumerate(alarms) if i not in matched_alarms]
+    false_alarms = [a for i, a in enumerate(alarms) if i not in matched]
     flagged_events = 0
     for ev in events:
         if any(a.group == ev.group and _overlaps(a, ev, grace) and set(a.members) & set(ev.members)
                for a in alarms):
             flagged_events += 1
-    tp = len(matched_alarms)
+    tp = len(matched)
     precision = tp / len(alarms) if alarms else float("nan")
     recall = found / len(sets) if sets else float("nan")
     med, p95 = _stats(delays)
     bar = None
     if group_sizes is not None:
-        small = [len(x.members) <= within * group_sizes.get(x.group, 0) for x in sets]
-        inside = [x for x, ok in zip(sets, small) if ok]
-        in_ids = _matched(alarms, inside, grace, match)
-        out_only = _matched(alarms, [x for x, ok in zip(sets, small) if not ok], grace, match) - in_ids
-        n_alarms = len(alarms) - len(out_only)
-        jac = [j for j, ok in zip(best_j, small) if ok]
-        bar = {"within": within, "sets": len(inside), "sets_found": sum(j >= match for j in jac),
+        small = {k for k, x in enumerate(sets) if len(x.members) <= within * group_sizes.get(x.group, 0)}
+        in_ids = {i for i, named in matched.items() if named & small}
+        n_alarms = len(alarms) - (len(matched) - len(in_ids))  # alarms naming only larger sets are left out
+        jac = [best_j[k] for k in sorted(small)]
+        bar = {"within": within, "sets": len(small), "sets_found": sum(j >= match for j in jac),
                "collusion_alerts": n_alarms, "matched_alerts": len(in_ids),
-               "false_collusion_alerts": n_alarms - len(in_ids), "larger_sets": len(sets) - len(inside),
+               "false_collusion_alerts": n_alarms - len(in_ids), "larger_sets": len(sets) - len(small),
                "jaccards": jac}
     return {
         "sets": len(sets), "sets_found": found, "collusion_alerts": len(alarms),
@@ -273,12 +271,6 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
         "raw": {"jaccards": best_j, "delays_s": delays, "matched_alerts": tp,
                 "isolation": iso, "bar": bar},
     } | _isolation_summary(iso) | ({"bar": _bar_summary([bar])} if bar is not None else {})
-
-
-def _matched(alarms: list[Interval], sets: list[Interval], grace: float, match: float) -> set[int]:
-    """Indices of the alarms naming one of ``sets`` (same group, overlapping, Jaccard >= ``match``)."""
-    return {i for i, a in enumerate(alarms) for x in sets
-            if a.group == x.group and _overlaps(a, x, grace) and jaccard(set(a.members), set(x.members)) >= match}
 
 
 def _bar_summary(bars: list[dict]) -> dict:
