@@ -166,13 +166,18 @@ class CollusionDetector:
 
     def scan(self, devices: np.ndarray, scored: np.ndarray, groups: np.ndarray,
              windows: np.ndarray | None = None, noise: np.ndarray | None = None,
-             honest: dict[int, int] | None = None) -> list[Nomination]:
+             honest: dict[int, int] | None = None, alarmed: np.ndarray | None = None) -> list[Nomination]:
         """Rows of a window round (``devices``: (R, C) indices, -1 absent; ``scored``: (R, C) bool;
         ``windows``: (R,) window of each row) whose group has no active set and is not cooling
         down, where a set stands out. ``noise``: (R, C) each device's own noise level (value
         units): sets are then sought as one shift in value units (see `subset_scan`).
         ``honest``: group -> direction of a camp known to be honest (by the consensus' history);
-        in those groups only the other camp is sought, and two camps are no reason to abstain."""
+        in those groups only the other camp is sought, and two camps are no reason to abstain.
+        ``alarmed``: (R, C) the direction of each device's bias or drift alarm (0 none). Such a device
+        is scored against the offset it had before its alarm, so once the shift it was flagged for
+        ends, what it absorbed before the alarm and its natural drift since read as a deviation,
+        often the other way (a poisoner between its episodes): it joins sets only in its alarm's
+        direction."""
         free = np.ones(len(groups), bool)
         if self._active:
             free &= ~np.isin(groups, list(self._active))
@@ -196,10 +201,16 @@ class CollusionDetector:
             lv = np.where(ok & (noise[rows] > 0), noise[rows], np.nan)
             med = row_median(lv)
             rel = lv / np.where(np.isfinite(med), med, 1.0)[:, None]
+        against = None if alarmed is None else alarmed[rows]
         for s in range(3):
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
-            high, low = evidence_bounds(u, self.min_members, self.max_fraction, scale=rel)
-            up, down = self._scan_side(u, high, rel), self._scan_side(-u, low, rel)
+            u_hi, u_lo = self._sided(u, against, 1), self._sided(u, against, -1)
+            if u_hi is u_lo:
+                high, low = evidence_bounds(u, self.min_members, self.max_fraction, scale=rel)
+            else:
+                high = evidence_bounds(u_hi, self.min_members, self.max_fraction, scale=rel)[0]
+                low = evidence_bounds(u_lo, self.min_members, self.max_fraction, scale=rel)[1]
+            up, down = self._scan_side(u_hi, high, rel), self._scan_side(-u_lo, low, rel)
             # two opposite camps, together most of the group, deviating by about as much each: no way to
             # tell which is honest (a minority set moves by more than the majority it pulls)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -221,12 +232,24 @@ class CollusionDetector:
         for i in np.flatnonzero((best >= self.threshold) & ~split):
             s, direction = int(how[i, 0]), int(how[i, 1])
             u = np.where(ok[i], self._ewma[d[i], s] / self._se[s], np.nan)[None, :]
+            u = self._sided(u, None if against is None else against[i][None, :], direction)
             r = None if rel is None else rel[i][None, :]
             res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor, scale=r)
             cols = self._extend(direction * u[0], None if r is None else r[0], res)
             out.append(Nomination(row=int(rows[i]), direction=direction, scale=s,
                                   members=devices[rows[i], cols].astype(np.int64), evidence=float(best[i])))
         return out
+
+    @staticmethod
+    def _sided(u: np.ndarray, against: np.ndarray | None, direction: int) -> np.ndarray:
+        """``u`` for the scan of one side: devices alarmed the other way count at most at zero there
+        (``u`` itself where none is)."""
+        if against is None:
+            return u
+        other = against == -direction
+        if not other.any():
+            return u
+        return np.where(other, np.minimum(u, 0.0) if direction > 0 else np.maximum(u, 0.0), u)
 
     def _extend(self, u: np.ndarray, rel: np.ndarray | None, res) -> np.ndarray:
         """The scan's set, and after it (in its order) every further device standing out from the

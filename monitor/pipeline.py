@@ -299,7 +299,9 @@ class Pipeline:
             now = dict(zip(rnd.groups.tolist(), rnd.windows.tolist()))
             honest = {g: int(a[2]) for g, a in self._anchor.items()
                       if len(a) > 3 and g in now and now[g] - a[3] <= STICKY}
-        for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows, noise=noise, honest=honest):
+        alarmed = np.where(rnd.devices >= 0, self.devices.direction(np.maximum(rnd.devices, 0)), 0)
+        for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows, noise=noise, honest=honest,
+                                       alarmed=alarmed):
             g, w = int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
             if self._took_over(rnd, nom, offsets):
                 self.collusion.mark_split(g)  # the nominated camp looks like the honest one: abstain

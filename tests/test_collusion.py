@@ -7,9 +7,10 @@ from monitor.collusion import CollusionDetector, Nomination
 N = 20
 
 
-def run(shift_of, windows=400, seed=0, **kw):
-    """Feed N devices' residuals z (N(0, 1) plus ``shift_of(w)``, an (N,) array) window by window;
-    returns the detector and its events as (state, sorted members, window)."""
+def run(shift_of, windows=400, seed=0, alarmed=None, **kw):
+    """Feed N devices' residuals z (N(0, 1) plus ``shift_of(w)``, an (N,) array) window by window
+    (``alarmed``: (N,) each device's shift alarm direction, 0 none); returns the detector and its
+    events as (state, sorted members, window)."""
     det = CollusionDetector(confirm=30, **kw)
     det.resize(N)
     rng = np.random.default_rng(seed)
@@ -18,7 +19,8 @@ def run(shift_of, windows=400, seed=0, **kw):
     for w in range(windows):
         z = rng.normal(size=N) + shift_of(w)
         det.observe(devices[0], z)
-        for nom in det.scan(devices, np.ones((1, N), bool), np.array([0]), np.array([w])):
+        for nom in det.scan(devices, np.ones((1, N), bool), np.array([0]), np.array([w]),
+                            alarmed=None if alarmed is None else alarmed[None, :]):
             det.nominate(0, w, nom)
         for e in det.update(0, w, devices[0], z, np.ones(N)):
             events.append((e.state, sorted(e.set.members), w))
@@ -32,6 +34,20 @@ def test_a_lasting_shared_shift_is_named_whole():
     assert firing, events
     assert set(firing[-1][1]) == set(range(5))       # the whole set, no honest device
     assert firing[0][2] - 100 < 150
+
+
+def test_devices_alarmed_one_way_join_sets_only_that_way():
+    """Devices in a bias alarm for reading high are scored against the offset they had before it; when
+    they read low together afterwards (a poisoner between episodes) that is no new set. Reading high,
+    or the same low shift without the alarms, is one."""
+    liars = np.arange(N) < 4
+    high = np.where(liars, 1, 0).astype(np.int8)
+    for shift, alarmed, named in ((-1.0, high, False), (-1.0, None, True), (1.0, high, True)):
+        _, events = run(lambda w: np.where(liars & (w >= 100), shift, 0.0), alarmed=alarmed)
+        firing = [e for e in events if e[0] == "firing"]
+        assert bool(firing) is named, (shift, alarmed, events)
+        if named:
+            assert set(firing[-1][1]) == set(range(4))
 
 
 def test_honest_noise_raises_nothing():

@@ -47,7 +47,8 @@ class DeviceMonitor:
     flagged.
 
     State per device: ``n``, ``mean``, ``var`` (residual statistics), ``firing``,
-    ``type`` (index in TYPES), ``onset``, ``peak``, plus each detector's.
+    ``type`` (index in TYPES), ``onset``, ``peak``, ``sign`` (direction of a bias or drift
+    alarm), plus each detector's.
     """
 
     def __init__(self, warmup: int = 60, alpha: float = 0.002, min_scale: float = 1e-6,
@@ -74,6 +75,7 @@ class DeviceMonitor:
         self._type = np.zeros(0, np.int8)
         self._onset = np.zeros(0)
         self._peak = np.zeros(0)
+        self._sign = np.zeros(0, np.int8)
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
@@ -86,7 +88,7 @@ class DeviceMonitor:
         grow = lambda a, v: np.r_[a, np.full(size - len(a), v, dtype=a.dtype)]  # noqa: E731
         self._n, self._mean, self._var = grow(self._n, 0), grow(self._mean, 0.0), grow(self._var, 0.0)
         self._firing, self._type = grow(self._firing, False), grow(self._type, 0)
-        self._onset, self._peak = grow(self._onset, 0.0), grow(self._peak, 0.0)
+        self._onset, self._peak, self._sign = grow(self._onset, 0.0), grow(self._peak, 0.0), grow(self._sign, 0)
         for det in self.detectors:
             det.resize(size)
 
@@ -94,6 +96,10 @@ class DeviceMonitor:
     def firing(self) -> np.ndarray:
         """Bool per device index: currently in alarm."""
         return self._firing
+
+    def direction(self, devices: np.ndarray) -> np.ndarray:
+        """Per device: +1 or -1 while in a bias or drift alarm raised for reading high or low, else 0."""
+        return self._sign[devices]
 
     def scale(self, devices: np.ndarray) -> np.ndarray:
         """Learned own-noise scale (value units) of these devices."""
@@ -214,6 +220,13 @@ class DeviceMonitor:
         fresh = ~was | upgrade
         self._peak[d] = np.where(any_alarm, np.where(fresh, live, np.maximum(peak_before, live)), 0.0)
         self._firing[d] = any_alarm
+        self._sign[d[resolved]] = 0
+        if len(fired):  # the side of the shift detector that raised a bias or drift alarm
+            f = d[fired]
+            (pm, nm), (ps, ns) = self.cusum.sides(f), self.slow.sides(f)
+            up = np.where(main[fired], pm >= nm, ps >= ns)
+            shifted = self._type[f] >= TYPES.index("bias")
+            self._sign[f] = np.where(shifted, np.where(up, 1, -1), 0)
         types = np.asarray(TYPES, dtype=object)
         return DeviceEvents(
             position=np.r_[resolved, fired],
@@ -275,7 +288,7 @@ class DeviceMonitor:
 
     def reset(self, devices: np.ndarray) -> None:
         """Forget everything learned about these devices (they warm up again, out of alarm)."""
-        for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak):
+        for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak, self._sign):
             a[devices] = 0
         for det in self.detectors:
             det.reset(devices)
@@ -284,7 +297,7 @@ class DeviceMonitor:
         return {
             "n": self._n.tolist(), "mean": self._mean.tolist(), "var": self._var.tolist(),
             "firing": self._firing.tolist(), "type": self._type.tolist(), "onset": self._onset.tolist(),
-            "peak": self._peak.tolist(),
+            "peak": self._peak.tolist(), "sign": self._sign.tolist(),
             "detectors": {det.name: det.state_dict() for det in self.detectors},
         }
 
@@ -296,5 +309,6 @@ class DeviceMonitor:
         self._type = np.asarray(state["type"], np.int8)
         self._onset = np.asarray(state["onset"], np.float64)
         self._peak = np.asarray(state["peak"], np.float64)
+        self._sign = np.asarray(state.get("sign", np.zeros(len(self._n))), np.int8)
         for det in self.detectors:
             det.load_state_dict(state["detectors"][det.name])

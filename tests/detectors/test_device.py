@@ -107,3 +107,24 @@ def test_a_gross_step_is_never_called_noise():
     with pytest.MonkeyPatch.context() as mp:       # the jump's share not taken off
         mp.setattr(DeviceMonitor, "_jump_evidence", lambda self, d, window, main: np.zeros(len(d)))
         assert [first_types(gross_bias, seed)[0] for seed in range(20)].count("noise") == 4
+
+
+def test_a_shift_alarm_knows_its_direction():
+    """A bias alarm remembers whether it was raised for reading high or low (the collusion scan uses
+    it); the direction is part of the state and clears when the alarm resolves."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(600, 3)) * 0.2
+    values[200:400, 0] += 0.4
+    values[200:400, 1] -= 0.4
+    mon = DeviceMonitor(warmup=60)
+    mon.resize(3)
+    seen = []
+    for w in range(600):
+        mon.update(np.arange(3), np.full(3, w), values[w], np.zeros(3), np.full(3, 0.002))
+        if w == 300:
+            seen.append(mon.direction(np.arange(3)).tolist())
+            other = DeviceMonitor(warmup=60)
+            other.load_state_dict(mon.state_dict())
+            seen.append(other.direction(np.arange(3)).tolist())
+    seen.append(mon.direction(np.arange(3)).tolist())
+    assert seen == [[1, -1, 0], [1, -1, 0], [0, 0, 0]]
