@@ -58,9 +58,9 @@ def main() -> None:
     decode_messages(msgs)
     decode = time.perf_counter() - start
 
-    # detectors, the device's own statistics (n, mean, var, firing, type, onset, peak), its reputation,
+    # detectors, the device's own statistics (n, mean, var, firing, type, sign, onset, peak), its reputation,
     # its collusion running means (3 float64) and its restart tracking (last seq, last event time)
-    per_device = (sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 8 * 2
+    per_device = (sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 1 + 8 * 2
                   + 8 * 2 + 1 + pipe.collusion._ewma.shape[1] * 8 + 8 + 8)
     print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
           f"{total:,} readings, micro-batches of {args.batch:,}, learner_every={args.learner_every}")
