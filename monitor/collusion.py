@@ -8,7 +8,9 @@ group, memory and direction, the set of devices whose means stand out
 together from the rest of the group, and weighs it against the number of
 sets it was chosen from. Evidence above ``threshold`` (about ``e**-threshold``
 false nominations per group-window and memory under honest noise) nominates a
-set: its members leave the consensus at once, before any alert, so a set
+set (a device in a bias or drift alarm counts only in its alarm's direction: its
+offset froze when it was flagged, so a poisoner between its episodes reads the
+other way): its members leave the consensus at once, before any alert, so a set
 shifting the group by less than its own spread is isolated as soon as it is
 seen.
 
