@@ -203,13 +203,16 @@ class CollusionDetector:
             lv = np.where(ok & (noise[rows] > 0), noise[rows], np.nan)
             med = row_median(lv)
             rel = lv / np.where(np.isfinite(med), med, 1.0)[:, None]
+        # devices alarmed the other way, per side scanned (None: there are none)
         against = None if alarmed is None else alarmed[rows]
+        other = {1: None, -1: None} if against is None or not against.any() else {1: against < 0, -1: against > 0}
         for s in range(3):
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
-            u_hi, u_lo = self._sided(u, against, 1), self._sided(u, against, -1)
-            if u_hi is u_lo:
+            if other[1] is None:
+                u_hi = u_lo = u
                 high, low = evidence_bounds(u, self.min_members, self.max_fraction, scale=rel)
             else:
+                u_hi, u_lo = self._sided(u, other[1], 1), self._sided(u, other[-1], -1)
                 high = evidence_bounds(u_hi, self.min_members, self.max_fraction, scale=rel)[0]
                 low = evidence_bounds(u_lo, self.min_members, self.max_fraction, scale=rel)[1]
             up, down = self._scan_side(u_hi, high, rel), self._scan_side(-u_lo, low, rel)
@@ -234,7 +237,8 @@ class CollusionDetector:
         for i in np.flatnonzero((best >= self.threshold) & ~split):
             s, direction = int(how[i, 0]), int(how[i, 1])
             u = np.where(ok[i], self._ewma[d[i], s] / self._se[s], np.nan)[None, :]
-            u = self._sided(u, None if against is None else against[i][None, :], direction)
+            if other[direction] is not None:
+                u = self._sided(u, other[direction][i][None, :], direction)
             r = None if rel is None else rel[i][None, :]
             res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor, scale=r)
             cols = self._extend(direction * u[0], None if r is None else r[0], res)
@@ -243,14 +247,8 @@ class CollusionDetector:
         return out
 
     @staticmethod
-    def _sided(u: np.ndarray, against: np.ndarray | None, direction: int) -> np.ndarray:
-        """``u`` for the scan of one side: devices alarmed the other way count at most at zero there
-        (``u`` itself where none is)."""
-        if against is None:
-            return u
-        other = against == -direction
-        if not other.any():
-            return u
+    def _sided(u: np.ndarray, other: np.ndarray, direction: int) -> np.ndarray:
+        """``u`` for the scan of one side: devices alarmed the other way (``other``) count at most at zero."""
         return np.where(other, np.minimum(u, 0.0) if direction > 0 else np.maximum(u, 0.0), u)
 
     def _extend(self, u: np.ndarray, rel: np.ndarray | None, res) -> np.ndarray:
