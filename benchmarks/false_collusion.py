@@ -5,7 +5,8 @@
 Runs the monitor on each scenario and seed (simulated, with ground truth) and
 prints one line per collusion alert (its last firing version) none of whose
 devices is a member of a colluding set at that time: the group, the alert's
-onset and time (samples from the start), its direction, and per named device
+onset and time (samples from the start), its direction, the memory (windows) of the
+running means that found it, and per named device
 what the ground truth says it is then (``h`` honest, ``TYPE:SET`` an attack or
 event at that time, ``TYPE-off`` a device labelled at another time). ``--all``
 prints the other alerts too. This is coarser than the scorer, which also
@@ -57,7 +58,8 @@ def main() -> None:
                     false += not in_set
                     if args.all or not in_set:
                         print(f"{spec.split('/')[-1]} seed {seed} {'set  ' if in_set else 'FALSE'} {a.group} "
-                              f"onset {on:.0f} at {at:.0f} {a.evidence.get('direction')}: "
+                              f"onset {on:.0f} at {at:.0f} {a.evidence.get('direction')} "
+                              f"(memory {a.evidence.get('memory_windows')}): "
                               + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
 
