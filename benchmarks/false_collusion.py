@@ -7,8 +7,11 @@ prints one line per collusion alert (its last firing version) none of whose
 devices is a member of a colluding set at that time: the group, the alert's
 onset and time (samples from the start), its direction, the memory (windows) of the
 running means that found it, and per named device
-what the ground truth says it is then (``h`` honest, ``TYPE:SET`` an attack or
-event at that time, ``TYPE-off`` a device labelled at another time). ``--all``
+what the ground truth says it is then (``h`` honest, with its natural calibration
+drift in its own sigmas per day and its rank by that drift among the group's
+honest devices, fastest first in the alert's direction, e.g. ``h+0.44#1``;
+``TYPE:SET`` an attack or event at that time, ``TYPE-off`` a device labelled at
+another time). ``--all``
 prints the other alerts too. This is coarser than the scorer, which also
 counts as false an alert naming too few of a set's members (Jaccard under
 0.5, see `monitor.evaluation.scoring.score_collusion`): it is for finding what
@@ -24,6 +27,7 @@ import numpy as np
 from monitor.config import DetectionSettings
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
+from simulators import FleetSimulator, load_scenario
 
 
 def main() -> None:
@@ -44,6 +48,8 @@ def main() -> None:
                         end = np.inf if lab.get("end_ts") is None else (lab["end_ts"] - t0) / w
                         truth.setdefault(lab["device_id"], []).append(
                             (lab["type"], lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
+                sim = FleetSimulator(load_scenario(spec), seed=seed)
+                drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
                 alerts, *_ = run_monitor(data, DetectionSettings())
                 latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
                 for a in latest.values():  # the last version of each alert (a set re-fires as it grows)
@@ -52,8 +58,8 @@ def main() -> None:
                     for d in a.devices:
                         now = [x for x in truth.get(d, []) if x[2] <= at + 10 and x[3] >= on]
                         in_set |= any(x[1] for x in now)
-                        tags.append("h" if d not in truth else f"{now[0][0]}:{now[0][1]}" if now
-                                    else f"{truth[d][0][0]}-off")
+                        tags.append(_honest(d, a, drift, truth) if d not in truth else f"{now[0][0]}:{now[0][1]}"
+                                    if now else f"{truth[d][0][0]}-off")
                     total += 1
                     false += not in_set
                     if args.all or not in_set:
@@ -62,6 +68,15 @@ def main() -> None:
                               f"(memory {a.evidence.get('memory_windows')}): "
                               + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
+
+
+def _honest(device: str, alert, drift: dict[str, float], truth: dict) -> str:
+    """``h``, the device's drift (sigmas per day) and its rank among its group's honest devices,
+    fastest first in the alert's direction."""
+    sign = -1.0 if alert.evidence.get("direction") == "low" else 1.0
+    group = device.rsplit("-", 2)[0]
+    peers = sorted((sign * v for k, v in drift.items() if k.rsplit("-", 2)[0] == group and k not in truth), reverse=True)
+    return f"h{drift[device]:+.2f}#{peers.index(sign * drift[device]) + 1}"
 
 
 if __name__ == "__main__":

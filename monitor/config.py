@@ -88,7 +88,7 @@ class DetectionSettings(_Section):
     collusion_max_fraction: float = Field(0.5, gt=0, le=1, description="largest colluding set, as a fraction of the group")
     collusion_join_z: float = Field(5.0, gt=0, description="evidence (z of the mean residual since the set was alerted) that joins a device to it")
     collusion_confirm_seconds: float = Field(5400.0, gt=0, description="time a nominated set is held (out of the consensus, not yet alerted) while its members' shifts are measured (at least 10 windows)")
-    collusion_tolerance: float = Field(0.1, ge=0, description="how far (in their own sigmas) honest members of one set may differ in shift")
+    collusion_tolerance: float = Field(0.05, ge=0, description="how far (in their own sigmas) honest members of one set may differ in shift")
     collusion_homogeneity: float = Field(2.5, gt=0, description="largest chi-square per degree of freedom of the members' shifts for a set to be alerted")
     collusion_cooldown: int = Field(60, ge=0, description="windows a group is not re-examined after a set was dropped as heterogeneous")
     reputation_forget: float = Field(0.995, gt=0, le=1, description="forgetting factor of the beta reputation per window")

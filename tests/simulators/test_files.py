@@ -14,7 +14,7 @@ from tests.simulators.checks import assert_emission_consistent, assert_labels_ma
 
 ROOT = Path(__file__).resolve().parents[2] / "scenarios"
 TUNING, REPORTING = ROOT / "tuning", ROOT / "reporting"
-FILES = scenario_paths(TUNING) + scenario_paths(REPORTING)
+FILES = scenario_paths(TUNING) + scenario_paths(REPORTING) + scenario_paths(ROOT / "diagnostics")
 
 #: what each suite must cover: (status, type) present somewhere
 REQUIRED = {("attack", t) for t in ("bias", "drift", "stuck", "noise", "spike", "replay", "replay_other", "collusion",
