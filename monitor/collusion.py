@@ -105,20 +105,22 @@ class CollusionDetector:
     [('firing', [0, 1, 2], 1, 25)]
     """
 
-    def __init__(self, min_members: int = 2, max_fraction: float = 0.5, threshold: float = 10.0, memory: int = 32,
+    def __init__(self, min_members: int = 2, max_fraction: float = 0.5, threshold: float = 14.0, memory: int = 32,
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
-                 split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0) -> None:
+                 split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
+                 penalty: str = "calibrated") -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
-                and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0):
+                and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0
+                and penalty in ("calibrated", "union")):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
-        self.extend_z, self.confirm_z = extend_z, confirm_z
+        self.extend_z, self.confirm_z, self.penalty = extend_z, confirm_z, penalty
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -210,11 +212,11 @@ class CollusionDetector:
             u = np.where(ok, self._ewma[d, s] / self._se[s], np.nan)
             if other[1] is None:
                 u_hi = u_lo = u
-                high, low = evidence_bounds(u, self.min_members, self.max_fraction, scale=rel)
+                high, low = evidence_bounds(u, self.min_members, self.max_fraction, scale=rel, penalty=self.penalty)
             else:
                 u_hi, u_lo = self._sided(u, other[1], 1), self._sided(u, other[-1], -1)
-                high = evidence_bounds(u_hi, self.min_members, self.max_fraction, scale=rel)[0]
-                low = evidence_bounds(u_lo, self.min_members, self.max_fraction, scale=rel)[1]
+                high = evidence_bounds(u_hi, self.min_members, self.max_fraction, scale=rel, penalty=self.penalty)[0]
+                low = evidence_bounds(u_lo, self.min_members, self.max_fraction, scale=rel, penalty=self.penalty)[1]
             up, down = self._scan_side(u_hi, high, rel), self._scan_side(-u_lo, low, rel)
             # two opposite camps, together most of the group, deviating by about as much each: no way to
             # tell which is honest (a minority set moves by more than the majority it pulls)
@@ -240,7 +242,8 @@ class CollusionDetector:
             if other[direction] is not None:
                 u = self._sided(u, other[direction][i][None, :], direction)
             r = None if rel is None else rel[i][None, :]
-            res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor, scale=r)
+            res = subset_scan(direction * u, self.min_members, self.max_fraction, self.winsor, scale=r,
+                              penalty=self.penalty)
             cols = self._extend(direction * u[0], None if r is None else r[0], res)
             out.append(Nomination(row=int(rows[i]), direction=direction, scale=s,
                                   members=devices[rows[i], cols].astype(np.int64), evidence=float(best[i])))
@@ -281,7 +284,7 @@ class CollusionDetector:
         maybe = np.flatnonzero(bound >= self.threshold - 1e-6 * (1.0 + abs(self.threshold)))
         if len(maybe):
             res = subset_scan(u[maybe], self.min_members, self.max_fraction, self.winsor,
-                              scale=None if rel is None else rel[maybe])
+                              scale=None if rel is None else rel[maybe], penalty=self.penalty)
             evidence[maybe], k[maybe], shift[maybe] = res.evidence, res.k, res.shift
         return evidence, k, shift
 
