@@ -6,7 +6,7 @@ keeps the collusion detector's running means at its three memories, scans
 both directions every window and prints, per evidence threshold, the number
 of episodes above it per 100,000 group-windows.
 
-    python benchmarks/scan_null.py --devices 20 --groups 200 --windows 5000 --seed 0 [--spread 0.5]
+    python benchmarks/scan_null.py --devices 20 --groups 200 --windows 5000 --seed 0 [--spread 0.5] [--penalty union]
 
 With ``--spread s`` the devices' noise levels are drawn from U(1 - s, 1 + s)
 (as the simulator's) and the scan is given each device's level relative to
@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--memory", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spread", type=float, default=0.0, help="device noise levels U(1 - s, 1 + s); 0: all equal")
+    ap.add_argument("--penalty", choices=["calibrated", "union"], default="calibrated", help="what choosing a set costs")
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     n, G, T = a.devices, a.groups, a.windows
@@ -48,11 +49,11 @@ def main() -> None:
                 continue
             u = e[i] / np.sqrt(lam / (2 - lam))
             for sign in (1, -1):
-                best[t] = np.maximum(best[t], subset_scan(sign * u, 2, 0.5, scale=scale).evidence)
-    for c in (6, 8, 10, 12):
+                best[t] = np.maximum(best[t], subset_scan(sign * u, 2, 0.5, scale=scale, penalty=a.penalty).evidence)
+    for c in (6, 8, 10, 12, 14):
         ex = best > c
         episodes = (ex[1:] & ~ex[:-1]).sum() + ex[0].sum()
-        print(f"devices={n} threshold={c}: {episodes / (G * T) * 1e5:.2f} episodes per 100k group-windows")
+        print(f"devices={n} penalty={a.penalty} threshold={c}: {episodes / (G * T) * 1e5:.2f} episodes per 100k group-windows")
 
 
 if __name__ == "__main__":
