@@ -65,6 +65,7 @@ class CollusionSet:
     shifts: dict[int, list[float]] = field(default_factory=dict)  # member -> [sum shift, count, sum scale^2]
     new_members: list[int] = field(default_factory=list)
     homogeneity: float = 0.0     # chi-square per degree of freedom of the members' shifts
+    shift: float = 0.0           # the members' common shift at confirmation, in their own sigmas
     nominated: int = 0           # window of the nomination
 
 
@@ -347,6 +348,7 @@ class CollusionDetector:
             return []
         s.confirmed = True
         s.homogeneity = q
+        s.shift = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))
         s.sums.clear()
         return [CollusionEvent("firing", s, window)]
 
@@ -388,7 +390,7 @@ class CollusionDetector:
         return {"ewma": self._ewma.tolist(), "active": [
             {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
              "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
-             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "nominated": s.nominated,
+             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
              "new_members": list(s.new_members),
              "shifts": [[d, *v] for d, v in s.shifts.items()]}
             for s in self._active.values()], "blocked": [[g, w] for g, w in self._blocked.items()],

@@ -663,6 +663,7 @@ class Pipeline:
             ts=(ev.window + 1) * W, score=s.score,
             evidence={"detector": "CollusionDetector", "direction": "high" if s.direction > 0 else "low",
                       "members": len(members), "shift_chi2_per_df": round(s.homogeneity, 3),
+                      "shift_sigmas": round(s.shift, 3),
                       "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
                       "scan_evidence": round(s.score, 3),
                       "memory_windows": self.collusion.memory_of(s.scale),

@@ -29,11 +29,13 @@ def run(shift_of, windows=400, seed=0, alarmed=None, **kw):
 
 def test_a_lasting_shared_shift_is_named_whole():
     colluders = np.arange(N) < 5
-    _, events = run(lambda w: np.where(colluders & (w >= 100), 1.0, 0.0))
+    det, events = run(lambda w: np.where(colluders & (w >= 100), 1.0, 0.0))
     firing = [e for e in events if e[0] == "firing"]
     assert firing, events
     assert set(firing[-1][1]) == set(range(5))       # the whole set, no honest device
     assert firing[0][2] - 100 < 150
+    (s,) = det.confirmed()
+    assert abs(s.shift - 1.0) < 0.3                  # its common shift, in sigmas (5 x 30 windows measured)
 
 
 def test_devices_alarmed_one_way_join_sets_only_that_way():
