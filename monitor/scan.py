@@ -49,6 +49,8 @@ from monitor.scan_penalty import N_MAX, PENALTY
 
 @dataclass(frozen=True)
 class SetStatistics:
+    """The top set of every size of each row, before any penalty (see `set_statistics`)."""
+
     t: np.ndarray          # (R, K) T_k of the top-k set of each row, k = 1 .. K
     diff: np.ndarray       # (R, K) its (weighted, capped) mean minus the row median, in the units of ``u``
     order: np.ndarray      # (R, C) column order, most deviating first
