@@ -212,13 +212,13 @@ def evidence_bounds(u: np.ndarray, min_k: int = 2, max_fraction: float = 0.5, sc
     sides = [(srt[:, :K] - med, None if ws is None else ws[:, :K]), (med - lo, lo_w)]
     bounds = []
     for d, wk in sides:                                              # deviations towards the side, weights
-        if wk is None:
-            wsum = ks[None, :].astype(float)
-            mean = np.cumsum(d, axis=1) / wsum
-        else:
-            wsum = np.cumsum(wk, axis=1)
-            mean = np.cumsum(wk * d, axis=1) / wsum
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):         # absent devices past a row's n: NaN, masked
+            if wk is None:
+                wsum = ks[None, :].astype(float)
+                mean = np.cumsum(d, axis=1) / wsum
+            else:
+                wsum = np.cumsum(wk, axis=1)
+                mean = np.cumsum(wk * d, axis=1) / wsum
             t = mean / np.sqrt(1.0 / wsum + var_med)
             bounds.append(np.where(allowed & (t > 0), 0.5 * t * t - pay, -np.inf).max(axis=1))
     if w is not None:

@@ -110,3 +110,19 @@ def test_bound_rules_out_honest_rows(weighted):
     s = rng.uniform(0.5, 1.5, u.shape) if weighted else None
     high, low = evidence_bounds(u, 2, 0.5, scale=s)
     assert (np.maximum(high, low) >= 14).mean() < 0.001
+
+
+def test_absent_devices_raise_no_numpy_warnings():
+    """Rows with absent devices, even a row with none present or none with a noise level (NaN scale),
+    are masked, not warned about: the service's log stays clean."""
+    import warnings
+
+    u, scale = rows(6, absent=0.3)
+    u[0] = np.nan
+    scale[1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for s in (None, scale):
+            high, low = evidence_bounds(u, 2, 0.5, scale=s)
+            subset_scan(u, 2, 0.5, scale=s)
+    assert np.isfinite(high).any() and np.isfinite(low).any()
