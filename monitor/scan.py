@@ -274,32 +274,20 @@ def set_penalty(n: np.ndarray, ks: np.ndarray, kind: str = "calibrated") -> np.n
 @functools.lru_cache(maxsize=8)
 def _penalty_matrix(kind: str, size: int) -> np.ndarray:
     """[n, k - 1] `set_penalty` for every n and k below ``size`` (read-only)."""
-    out = _penalty(np.arange(size), np.arange(1, size), kind)
-    out.setflags(write=False)
-    return out
-
-
-def _penalty(n: np.ndarray, ks: np.ndarray, kind: str) -> np.ndarray:
+    n, ks = np.arange(size), np.arange(1, size)
     lc = _log_choose_table(n, ks)
-    if kind == "union":
-        return lc
-    cal = _CALIBRATED
-    top = cal.shape[0] - 1
-    small = np.minimum(n, top)
-    kk = np.minimum(ks, cal.shape[1])
-    table = cal[small[:, None], kk[None, :] - 1]
-    # past the table: ln C(n, k) times the table's ratio at the same fraction of the group
-    kf = np.clip(np.rint(ks[None, :] * top / np.maximum(n[:, None], 1)).astype(int), 1, cal.shape[1])
-    ratio = cal[top, kf - 1] / _log_choose_table(np.array([top]), np.arange(1, cal.shape[1] + 1))[0, kf - 1]
-    out = np.where((n <= top)[:, None], table, lc * ratio)
-    return np.minimum(lc, np.maximum(np.nan_to_num(out, nan=np.inf, posinf=np.inf), 0.0))
-
-
-def _calibrated_table() -> np.ndarray:
-    """(N_MAX + 1, N_MAX // 2) ln A(n, k) at [n, k - 1]; +inf where not measured (ln C applies)."""
-    out = np.full((N_MAX + 1, N_MAX // 2), np.inf)
-    for n, row in enumerate(PENALTY):
-        out[n, :len(row)] = row
+    out = lc.copy()
+    if kind == "calibrated":
+        measured = np.full((N_MAX + 1, N_MAX // 2), np.inf)               # +inf where not measured
+        for m, row in enumerate(PENALTY):
+            measured[m, :len(row)] = row
+        rows, cols = min(size, N_MAX + 1), min(size - 1, N_MAX // 2)
+        out[:rows, :cols] = measured[:rows, :cols]
+        if size > N_MAX + 1:  # past the table: ln C(n, k) times its ratio at the same fraction k / n
+            kf = np.clip(np.rint(ks[None, :] * N_MAX / n[rows:, None]).astype(int), 1, N_MAX // 2)
+            out[rows:] = lc[rows:] * measured[N_MAX, kf - 1] / lc[N_MAX, kf - 1]
+        out = np.minimum(lc, np.maximum(out, 0.0))
+    out.setflags(write=False)
     return out
 
 
@@ -318,5 +306,3 @@ def _sorted_median(u: np.ndarray, order: np.ndarray, n: np.ndarray) -> np.ndarra
     hi = u[rows, order[rows, np.maximum((n - 1) // 2, 0)]]
     return np.where(n > 0, (lo + hi) / 2.0, 0.0)
 
-
-_CALIBRATED = _calibrated_table()
