@@ -1,0 +1,54 @@
+"""On the Beijing replay: how large the collusion sets are, and how long nominated sets keep devices out.
+
+    python benchmarks/beijing_holds.py [--detection.collusion-penalty union --detection.collusion-threshold 10]
+
+Replays the Beijing data with the scoreboard's injected attacks (seed 1001) and
+prints the collusion alerts by (group, group size, set size), the nominations by
+set size, and the device-windows that nominated sets held out of the consensus
+before their confirmation or drop. The detector's ``nominate`` and ``_confirm``
+are wrapped to count; nothing else changes. About 4 minutes.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from monitor.collusion import CollusionDetector
+from monitor.config import DetectionSettings
+from monitor.evaluation.beijing import default_path, to_eval_data
+from monitor.evaluation.inject import inject
+from monitor.evaluation.runner import run_monitor
+
+
+def main() -> None:
+    rest = sys.argv[1:]
+    settings = DetectionSettings(**{rest[i].removeprefix("--detection.").replace("-", "_"): rest[i + 1]
+                                    for i in range(0, len(rest), 2)})
+    nominated, held = Counter(), [0]
+    nominate, confirm = CollusionDetector.nominate, CollusionDetector._confirm
+
+    def counting_nominate(self, group, window, nom):
+        nominated[len(nom.members)] += 1
+        return nominate(self, group, window, nom)
+
+    def counting_confirm(self, s, *args):
+        held[0] += len(s.members)
+        return confirm(self, s, *args)
+
+    CollusionDetector.nominate, CollusionDetector._confirm = counting_nominate, counting_confirm
+    clean = to_eval_data(default_path())
+    data = inject(clean, "scenarios/beijing-attacks.yaml", seed=1001)
+    alerts, *_ = run_monitor(data, settings)
+    size = Counter(data.groups[g] for g in data.device_group)
+    latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
+    by = Counter((a.group, size[a.group], len(a.devices)) for a in latest.values())
+    print(f"{len(latest)} collusion alerts (group, group size, set size: count):")
+    for k, v in sorted(by.items()):
+        print(f"  {k}: {v}")
+    print(f"{sum(nominated.values())} nominations by set size: {dict(sorted(nominated.items()))}")
+    print(f"device-windows held out of the consensus before confirmation or drop: {held[0]:,}")
+
+
+if __name__ == "__main__":
+    main()
