@@ -65,7 +65,7 @@ def main() -> None:
                     if args.all or not in_set:
                         print(f"{spec.split('/')[-1]} seed {seed} {'set  ' if in_set else 'FALSE'} {a.group} "
                               f"onset {on:.0f} at {at:.0f} {a.evidence.get('direction')} "
-                              f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ): "
+                              f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ, chi2/df {a.evidence.get('shift_chi2_per_df')}): "
                               + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
 

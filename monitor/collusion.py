@@ -110,18 +110,18 @@ class CollusionDetector:
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
                  split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
-                 penalty: str = "calibrated") -> None:
+                 penalty: str = "calibrated", outsiders: int = 2) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
                 and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0
-                and penalty in ("calibrated", "union")):
+                and penalty in ("calibrated", "union") and outsiders >= 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
-        self.extend_z, self.confirm_z, self.penalty = extend_z, confirm_z, penalty
+        self.extend_z, self.confirm_z, self.penalty, self.outsiders = extend_z, confirm_z, penalty, outsiders
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -318,31 +318,31 @@ class CollusionDetector:
     def _confirm(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
                  scale: np.ndarray) -> list[CollusionEvent]:
         """Hold a nominated set until its members' shifts are known well; alert if they agree."""
-        index = {d: i for i, d in enumerate(devices.tolist())}
-        for d in s.members:
-            i = index.get(d)
-            if i is None:
-                continue
+        # every device of the group is measured over the hold: the members for the test, the others
+        # to see whether the deviation is one shift or an event of many sizes (see ``outsiders``)
+        zs, sc2 = (z * scale).tolist(), (scale * scale).tolist()
+        for i, d in enumerate(devices.tolist()):
             acc = s.shifts.setdefault(d, [0.0, 0.0, 0.0])
-            acc[0] += float(z[i] * scale[i])
+            acc[0] += zs[i]
             acc[1] += 1
-            acc[2] += float(scale[i] ** 2)
+            acc[2] += sc2[i]
         if self._still(s) < self.min_members:
             self._close(s)  # the deviation faded before it could be confirmed: transient
             return []
-        counts = [acc[1] for acc in s.shifts.values()]
-        if len(counts) < self.min_members or min(counts) < self.confirm:
+        accs = [s.shifts[d] for d in s.members if d in s.shifts]
+        counts = np.array([acc[1] for acc in accs])
+        if len(counts) < self.min_members or counts.min() < self.confirm:
             return []
-        m = np.array([acc[0] / acc[1] for acc in s.shifts.values()])
-        own2 = np.array([acc[2] / acc[1] for acc in s.shifts.values()])   # mean squared noise scale
-        w = 1.0 / np.maximum(own2 / np.array(counts) + self.tolerance ** 2 * own2, 1e-300)
+        m = np.array([acc[0] / acc[1] for acc in accs])
+        own2 = np.array([acc[2] / acc[1] for acc in accs])   # mean squared noise scale
+        w = 1.0 / np.maximum(own2 / counts + self.tolerance ** 2 * own2, 1e-300)
         common = float(np.sum(w * m) / np.sum(w))
         q = float(np.sum(w * (m - common) ** 2)) / (len(m) - 1)
         # the members must still be shifted, together, over the hold: a long memory can nominate a
         # set whose deviation has just ended (an event's tail), and members agreeing at zero agree
-        precision = np.array(counts) / np.maximum(own2, 1e-300)
+        precision = counts / np.maximum(own2, 1e-300)
         shift_z = s.direction * float(np.sum(precision * m) / np.sqrt(np.sum(precision)))
-        if shift_z < self.confirm_z or q > self.homogeneity:  # no longer shifted, or not one shift
+        if shift_z < self.confirm_z or q > self.homogeneity or self._outsiders(s, common) >= self.outsiders > 0:
             self._close(s)
             self._blocked[s.group] = window + self.cooldown
             return []
@@ -351,6 +351,20 @@ class CollusionDetector:
         s.shift = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))
         s.sums.clear()
         return [CollusionEvent("firing", s, window)]
+
+    def _outsiders(self, s: CollusionSet, common: float) -> int:
+        """Non-members shifted the set's way over the hold (``join_z`` of their standard errors) by a
+        different amount than the members (more than 3 standard deviations of the test away): sun on
+        a wall shifts devices by many sizes, and the scan names the cluster that agrees best."""
+        members = set(s.members)
+        accs = [acc for d, acc in s.shifts.items() if d not in members and acc[1] >= 2]
+        if not accs:
+            return 0
+        a = np.array(accs)
+        m, own2 = a[:, 0] / a[:, 1], a[:, 2] / a[:, 1]
+        t = s.direction * m / np.sqrt(np.maximum(own2 / a[:, 1], 1e-300))
+        off2 = (m - common) ** 2 / np.maximum(own2 / a[:, 1] + self.tolerance ** 2 * own2, 1e-300)
+        return int(np.sum((t >= self.join_z) & (off2 > 9.0)))
 
     def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray) -> list[CollusionEvent]:
         joined = []

@@ -80,6 +80,30 @@ def test_a_set_no_longer_shifted_over_its_hold_is_not_alerted():
         assert bool(fired) is alerted
 
 
+def test_a_set_is_dropped_when_others_shifted_its_way_by_other_amounts():
+    """Sun on a wall shifts many devices by many sizes; the scan names the cluster that agrees best.
+    Held with devices shifted the same way by another amount outside it (two or more: ``outsiders``),
+    the set is dropped; one such device (a camouflage member sitting on the pulled consensus), or
+    the rule turned off, and it is alerted."""
+    members, gains = np.arange(4), np.r_[np.ones(4), np.full(3, 0.6), np.zeros(N - 7)]
+    for n_out, outsiders, alerted in ((3, 2, False), (1, 2, True), (3, 0, True)):
+        det = CollusionDetector(confirm=200, outsiders=outsiders)
+        det.resize(N)
+        shift = np.where(np.arange(N) < 4 + n_out, gains, 0.0)
+        ewma = np.zeros((N, 3))
+        ewma[:, 1] = shift                        # the deviation has lasted a while when the set is found
+        det.load_state_dict(det.state_dict() | {"ewma": ewma.tolist()})
+        det.nominate(0, 0, Nomination(row=0, direction=1, scale=1, members=members, evidence=20.0))
+        rng = np.random.default_rng(2)
+        fired = []
+        for w in range(1, 220):
+            z = rng.normal(size=N) + shift
+            det.observe(np.arange(N), z)
+            fired += [e for e in det.update(0, w, np.arange(N), z, np.ones(N)) if e.state == "firing"]
+        assert bool(fired) is alerted, (n_out, outsiders)
+        assert fired or 0 not in det._active          # dropped at the end of the hold, not left pending
+
+
 def test_members_disagreeing_are_dropped():
     gains = np.r_[0.3, 1.0, 2.0, 3.0, np.zeros(N - 4)]       # deviating together, by very different amounts
     _, events = run(lambda w: gains * (w >= 100) * 1.5, windows=400)

@@ -115,14 +115,19 @@ def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: l
                    [[_f(c["sets"]), _f(c["sets_found"]), _f(c["jaccard_mean"]), _f(c["collusion_alerts"]),
                      _f(c["false_collusion_alerts"]), _f(c["precision"]), _f(c["recall"]), _f(c["f1"]),
                      _f(c["delay_median_s"], 0), _f(c["benign_events_clean_fraction"], 3, pct=True)]]), ""]
-    b = c.get("bar")
+    b, g = c.get("bar"), c.get("bar_groups")
     if b:
-        out += [f"Within the collusion bar's scope, sets of at most {b['within']:.0%} of their group "
-                f"({_f(b['larger_sets'])} larger sets left out; an alert naming only one of those counts neither way):", "",
-                _table(["sets", "found (Jaccard ≥ 0.5)", "mean best Jaccard", "collusion alerts", "false collusion alerts",
-                        "precision", "recall", "F1"],
-                       [[_f(b["sets"]), _f(b["sets_found"]), _f(b["jaccard_mean"]), _f(b["collusion_alerts"]),
-                         _f(b["false_collusion_alerts"]), _f(b["precision"]), _f(b["recall"]), _f(b["f1"])]]), ""]
+        rows = [[f"sets of at most {b['within']:.0%} of their group ({_f(b['larger_sets'])} larger sets left out; "
+                 "an alert naming only those counts neither way)"]]
+        if g:
+            rows.append([f"groups whose sets are all at most {g['within']:.0%} of the group ({_f(g['larger_groups'])} "
+                         "groups left out, their alerts and sets count neither way: as the honest false-alarm rate)"])
+        for row, x in zip(rows, (b, g)):
+            row += [_f(x["sets"]), _f(x["sets_found"]), _f(x["jaccard_mean"]), _f(x["collusion_alerts"]),
+                    _f(x["false_collusion_alerts"]), _f(x["precision"]), _f(x["recall"]), _f(x["f1"])]
+        out += ["Within the collusion bar's scope:", "",
+                _table(["scope", "sets", "found (Jaccard ≥ 0.5)", "mean best Jaccard", "collusion alerts",
+                        "false collusion alerts", "precision", "recall", "F1"], rows), ""]
     out += isolation_section(c.get("isolation") or {}, agg["interval_s"])
     if agg["consensus"]:
         rows = [[f"**{n}**" if n == MONITOR else n, _f(v.get("bias_sigma"), 3), _f(v.get("bias_sigma_max"), 3),
@@ -216,6 +221,10 @@ def terminal(agg: dict, title: str) -> None:
     if b:
         console.print(f"collusion, sets of at most {b['within']:.0%} of their group: {b['sets_found']}/{b['sets']} "
                       f"found, mean Jaccard {_f(b['jaccard_mean'])}, {b['false_collusion_alerts']} false, F1 {_f(b['f1'])}")
+    if g := c.get("bar_groups"):
+        console.print(f"collusion, groups whose sets are all at most {g['within']:.0%} of the group: "
+                      f"{g['sets_found']}/{g['sets']} found, mean Jaccard {_f(g['jaccard_mean'])}, "
+                      f"{g['false_collusion_alerts']} false, F1 {_f(g['f1'])}")
     iso = c.get("isolation") or {}
     if iso.get("sets"):
         console.print(f"isolation: {iso['isolated']}/{iso['sets']} sets half out of the consensus, median after "

@@ -217,7 +217,9 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     With ``isolated`` (see `isolation_delays`), also when each set left the consensus.
     With ``group_sizes`` (devices per group), also the same scores over the sets of at most
     ``within`` of their group (``bar``: the scope of the collusion bar); there, an alert matching
-    only larger sets counts neither way.
+    only larger sets counts neither way. ``bar_groups``: the same over the groups whose sets are all
+    within ``within`` (the scope of the honest false-alarm rate); the other groups' alerts and sets
+    count neither way, so an honest camp named against a larger set is not counted as false there.
 
     >>> s = score_collusion([Interval("", "g", 10, 50, members=("a", "b", "c"))],
     ...                     [Interval("", "g", 0, 100, members=("a", "b", "c", "d"))], [])
@@ -250,7 +252,7 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     precision = tp / len(alarms) if alarms else float("nan")
     recall = found / len(sets) if sets else float("nan")
     med, p95 = _stats(delays)
-    bar = None
+    bar = bar_groups = None
     if group_sizes is not None:
         small = {k for k, x in enumerate(sets) if len(x.members) <= within * group_sizes.get(x.group, 0)}
         in_ids = {i for i, named in matched.items() if named & small}
@@ -260,6 +262,17 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
                "collusion_alerts": n_alarms, "matched_alerts": len(in_ids),
                "false_collusion_alerts": n_alarms - len(in_ids), "larger_sets": len(sets) - len(small),
                "jaccards": jac}
+        # the groups where every set is within scope (as the honest false-alarm rate's scope): alerts and
+        # sets of the other groups count neither way, whatever they name (there half the group may be lying)
+        large = {x.group for k, x in enumerate(sets) if k not in small}
+        kept = [k for k, x in enumerate(sets) if x.group not in large]
+        ids = [i for i, a in enumerate(alarms) if a.group not in large]
+        jac_g = [best_j[k] for k in kept]
+        hits = sum(1 for i in ids if i in matched)
+        bar_groups = {"within": within, "sets": len(kept), "sets_found": sum(j >= match for j in jac_g),
+                      "collusion_alerts": len(ids), "matched_alerts": hits,
+                      "false_collusion_alerts": len(ids) - hits, "larger_sets": len(sets) - len(kept),
+                      "larger_groups": len(large), "jaccards": jac_g}
     return {
         "sets": len(sets), "sets_found": found, "collusion_alerts": len(alarms),
         "false_collusion_alerts": len(false_alarms),
@@ -269,8 +282,9 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
         "benign_events": len(events), "benign_events_flagged": flagged_events,
         "benign_events_clean_fraction": 1 - flagged_events / len(events) if events else float("nan"),
         "raw": {"jaccards": best_j, "delays_s": delays, "matched_alerts": tp,
-                "isolation": iso, "bar": bar},
-    } | _isolation_summary(iso) | ({"bar": _bar_summary([bar])} if bar is not None else {})
+                "isolation": iso, "bar": bar, "bar_groups": bar_groups},
+    } | _isolation_summary(iso) | ({"bar": _bar_summary([bar]), "bar_groups": _bar_summary([bar_groups])}
+                                   if bar is not None else {})
 
 
 def _bar_summary(bars: list[dict]) -> dict:
@@ -282,6 +296,7 @@ def _bar_summary(bars: list[dict]) -> dict:
     jac = [j for b in bars for j in b["jaccards"]]
     return {"within": bars[0]["within"], "sets": sets, "sets_found": tot("sets_found"), "collusion_alerts": alerts,
             "false_collusion_alerts": tot("false_collusion_alerts"), "larger_sets": tot("larger_sets"),
+            "larger_groups": sum(b.get("larger_groups", 0) for b in bars),
             "precision": precision, "recall": recall, "f1": f1(precision, recall),
             "jaccard_mean": float(np.mean(jac)) if jac else float("nan")}
 
@@ -307,9 +322,10 @@ def pool_collusion(scores: list[dict]) -> dict:
     med, p95 = _stats(delays)
     events = tot("benign_events")
     iso = _isolation_summary([r for s in scores for r in s["raw"].get("isolation", [])])
-    bars = [s["raw"]["bar"] for s in scores if s["raw"].get("bar") is not None]
-    if bars and len(bars) == len(scores):
-        iso |= {"bar": _bar_summary(bars)}
+    for key in ("bar", "bar_groups"):
+        bars = [s["raw"][key] for s in scores if s["raw"].get(key) is not None]
+        if bars and len(bars) == len(scores):
+            iso |= {key: _bar_summary(bars)}
     return iso | {"sets": tot("sets"), "sets_found": tot("sets_found"), "collusion_alerts": alerts,
             "false_collusion_alerts": tot("false_collusion_alerts"), "precision": precision, "recall": recall,
             "f1": f1(precision, recall), "jaccard_mean": float(np.mean(jac)) if jac else float("nan"),

@@ -106,6 +106,15 @@ def test_collusion_within_the_bars_scope():
     assert "bar" not in score_collusion(alarms, sets, [])
     pooled = pool_collusion([s, s])
     assert pooled["bar"]["sets"] == 2 and pooled["bar"]["false_collusion_alerts"] == 2
+    # by group (the honest false-alarm rate's scope): group h, with its larger set, counts neither way
+    g = s["bar_groups"]
+    assert (g["sets"], g["sets_found"], g["larger_sets"], g["larger_groups"]) == (1, 1, 1, 1)
+    assert (g["collusion_alerts"], g["false_collusion_alerts"], g["precision"]) == (1, 0, 1.0)
+    # a false alert in a group without a larger set stays false there
+    s2 = score_collusion(alarms + [Interval("", "g", 60, 90, members=("c", "d"))], sets, [],
+                         group_sizes={"g": 10, "h": 10})
+    assert (s2["bar_groups"]["collusion_alerts"], s2["bar_groups"]["false_collusion_alerts"]) == (2, 1)
+    assert pool_collusion([s, s2])["bar_groups"]["false_collusion_alerts"] == 1
 
 
 def test_pooling_adds_counts_and_pools_delays():
