@@ -49,6 +49,13 @@ import numpy as np
 from monitor.scan import evidence_bounds, row_median, subset_scan
 
 
+OUTCOMES = ("nominated", "alerted", "faded", "unshifted", "heterogeneous", "outsiders", "relearned")
+"""What becomes of the sets the scan nominates: held (``nominated``), then ``alerted``, or dropped because
+their deviation ``faded`` during the hold, their members were no longer shifted over it (``unshifted``),
+disagreed on the shift (``heterogeneous``), devices outside shifted their way by other amounts
+(``outsiders``), or their group was learned afresh (``relearned``)."""
+
+
 @dataclass
 class CollusionSet:
     """An active colluding set of one group (plain numbers: serialisable)."""
@@ -129,6 +136,7 @@ class CollusionDetector:
         self._blocked: dict[int, int] = {}  # group -> window until which no set is nominated
         self._split: set[int] = set()       # groups split in two camps at the last scan
         self._active: dict[int, CollusionSet] = {}
+        self._outcomes = dict.fromkeys(OUTCOMES, 0)  # held sets by outcome since the last `drain_outcomes`
 
     # ------------------------------------------------------------ per device
     def resize(self, n: int) -> None:
@@ -289,9 +297,15 @@ class CollusionDetector:
             evidence[maybe], k[maybe], shift[maybe] = res.evidence, res.k, res.shift
         return evidence, k, shift
 
+    def drain_outcomes(self) -> dict[str, int]:
+        """Held sets by outcome (`OUTCOMES`) since the last call (for counters), then zero."""
+        out, self._outcomes = self._outcomes, dict.fromkeys(OUTCOMES, 0)
+        return out
+
     def nominate(self, group: int, window: int, nom: Nomination) -> None:
         """Open a set from a nomination (it is held until confirmed)."""
         self._split.discard(group)  # one camp is named: the consensus has the other
+        self._outcomes["nominated"] += 1
         onset = float(max(window - self.memory_of(nom.scale), 0))
         self._active[group] = CollusionSet(group=group, direction=nom.direction, onset=onset,
                                            members=[int(m) for m in nom.members], score=nom.evidence,
@@ -328,6 +342,7 @@ class CollusionDetector:
             acc[2] += sc2[i]
         if self._still(s) < self.min_members:
             self._close(s)  # the deviation faded before it could be confirmed: transient
+            self._outcomes["faded"] += 1
             return []
         accs = [s.shifts[d] for d in s.members if d in s.shifts]
         counts = np.array([acc[1] for acc in accs])
@@ -342,11 +357,15 @@ class CollusionDetector:
         # set whose deviation has just ended (an event's tail), and members agreeing at zero agree
         precision = counts / np.maximum(own2, 1e-300)
         shift_z = s.direction * float(np.sum(precision * m) / np.sqrt(np.sum(precision)))
-        if shift_z < self.confirm_z or q > self.homogeneity or self._outsiders(s, common) >= self.outsiders > 0:
+        why = ("unshifted" if shift_z < self.confirm_z else "heterogeneous" if q > self.homogeneity
+               else "outsiders" if self._outsiders(s, common) >= self.outsiders > 0 else None)
+        if why is not None:
+            self._outcomes[why] += 1
             self._close(s)
             self._blocked[s.group] = window + self.cooldown
             return []
         s.confirmed = True
+        self._outcomes["alerted"] += 1
         s.homogeneity = q
         s.shift = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))
         s.sums.clear()
@@ -388,6 +407,8 @@ class CollusionDetector:
         """Drop what is known about one group (its devices are being learned afresh): its set, if
         any (``resolved`` if it had been alerted), its split and cooldown, its devices' means."""
         s = self._active.pop(group, None)
+        if s is not None and not s.confirmed:
+            self._outcomes["relearned"] += 1
         self._split.discard(group)
         self._blocked.pop(group, None)
         self._ewma[devices] = 0.0

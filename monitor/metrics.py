@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.collusion import OUTCOMES
 from monitor.config import MetricsSettings
 
 PREFIX = "poison_monitor"
@@ -233,6 +234,11 @@ class Metrics:
         self.windows = Counter(f"{PREFIX}_windows_total", "Group windows closed and scored", registry=r)
         self.uncertain_windows = Counter(f"{PREFIX}_uncertain_windows_total",
                                          "Group windows whose consensus was uncertain (too few trusted devices)", registry=r)
+        self.collusion_holds = Counter(f"{PREFIX}_collusion_holds_total", "Sets the collusion scan took out of the "
+                                       "consensus and held, and what became of them (outcome: nominated, alerted, "
+                                       "faded, unshifted, heterogeneous, outsiders, relearned)", ["outcome"], registry=r)
+        for outcome in OUTCOMES:
+            self.collusion_holds.labels(outcome)  # every outcome exported from the start (0)
         self.batch_seconds = Histogram(f"{PREFIX}_batch_duration_seconds", "Time to process one micro-batch",
                                        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
                                        registry=r)

@@ -69,6 +69,7 @@ class StepResult:
     windows: int = 0
     uncertain_windows: int = 0
     max_event_ts: float = -math.inf
+    collusion_holds: dict[str, int] = field(default_factory=dict)  # held sets by outcome (`monitor.collusion.OUTCOMES`)
 
 
 def infer_window_seconds(device_ids: list[str], ts: np.ndarray) -> float:
@@ -168,6 +169,7 @@ class Pipeline:
             out.max_event_ts = float(batch.ts.max())
         for rnd in self.aligner.close(flush=flush):
             self._round(rnd, out)
+        out.collusion_holds = {k: v for k, v in self.collusion.drain_outcomes().items() if v}
         return out
 
     def flush(self) -> StepResult:

@@ -308,6 +308,8 @@ class Service:
             m.dead_letters.labels(d.reason).inc()
         m.windows.inc(result.windows)
         m.uncertain_windows.inc(result.uncertain_windows)
+        for outcome, n in result.collusion_holds.items():
+            m.collusion_holds.labels(outcome).inc(n)
         p = self.pipeline
         if p is not None:
             m.groups_seen(p.registry.group_names)  # new groups get their label before their alerts count

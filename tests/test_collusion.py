@@ -102,12 +102,17 @@ def test_a_set_is_dropped_when_others_shifted_its_way_by_other_amounts():
             fired += [e for e in det.update(0, w, np.arange(N), z, np.ones(N)) if e.state == "firing"]
         assert bool(fired) is alerted, (n_out, outsiders)
         assert fired or 0 not in det._active          # dropped at the end of the hold, not left pending
+        counted = {k: v for k, v in det.drain_outcomes().items() if v}
+        assert counted == {"nominated": 1, "alerted" if alerted else "outsiders": 1}
+        assert not any(det.drain_outcomes().values())  # drained
 
 
 def test_members_disagreeing_are_dropped():
     gains = np.r_[0.3, 1.0, 2.0, 3.0, np.zeros(N - 4)]       # deviating together, by very different amounts
-    _, events = run(lambda w: gains * (w >= 100) * 1.5, windows=400)
+    det, events = run(lambda w: gains * (w >= 100) * 1.5, windows=400)
     assert [e for e in events if e[0] == "firing"] == []
+    outcomes = det.drain_outcomes()
+    assert outcomes["heterogeneous"] >= 1 and outcomes["alerted"] == 0
 
 
 def test_state_round_trips():

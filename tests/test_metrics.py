@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import DetectionSettings, MetricsSettings
 from monitor.ingest.memory import MemorySink, MemorySource
+from monitor.collusion import OUTCOMES
 from monitor.metrics import ALERT_TYPES, OTHER_GROUP, Metrics
 from monitor.service import Service
 from tests.helpers import simulate
@@ -62,6 +63,11 @@ def test_counters_agree_with_what_the_service_emitted():
     states = {s: get("poison_monitor_devices", {"state": s}) for s in ("trusted", "suspect", "quarantined")}
     assert sum(states.values()) == 40 and states["suspect"] + states["quarantined"] >= 4
     assert get("poison_monitor_collusion_sets") == 1
+    # every held set is counted once by what became of it (one still held or alerted at the end)
+    holds = {o: get("poison_monitor_collusion_holds_total", {"outcome": o}) for o in OUTCOMES}
+    alerts = {a.alert_id for a in firing if a.kind == "collusion"}
+    assert holds["alerted"] == len(alerts) >= 1
+    assert holds["nominated"] - sum(v for o, v in holds.items() if o != "nominated") in (0, 1)
 
 
 def test_top_k_suspicious_devices_are_bounded_and_named():
