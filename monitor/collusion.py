@@ -22,7 +22,10 @@ alerted only if the shifts agree: the chi-square of their spread around the
 common shift, per degree of freedom, at most ``homogeneity``, where each
 member's variance is its standard error plus ``tolerance`` of its own noise
 (honest devices of one group are not perfectly alike: weather fronts reach
-them at different times). A set whose members disagree is dropped and the group is not
+them at different times). The other devices of the group are measured over the hold too:
+when ``outsiders`` of them are shifted the set's way by other amounts than its members (sun
+on a wall heats devices by many sizes, and the scan names the cluster that agrees best), the
+set is dropped as well. A set whose members disagree is dropped and the group is not
 re-examined for ``cooldown`` windows; one whose deviation fades first is
 dropped as transient. When the scan finds two opposite camps that together
 make up most of the group (``split``) and deviate by about as much each
@@ -37,7 +40,7 @@ the set's direction. The set resolves after ``quiet`` windows with fewer
 than ``min_members`` members still deviating.
 
 State per device: three float64 means. Per group: at most one active set (plain
-numbers) and a cool-down deadline.
+numbers; while it is held, three sums for each device of the group) and a cool-down deadline.
 """
 
 from __future__ import annotations
