@@ -347,21 +347,31 @@ class CollusionDetector:
             self._close(s)  # the deviation faded before it could be confirmed: transient
             self._outcomes["faded"] += 1
             return []
-        accs = [s.shifts[d] for d in s.members if d in s.shifts]
-        counts = np.array([acc[1] for acc in accs])
+        ids = np.fromiter(s.shifts, dtype=np.int64, count=len(s.shifts))
+        acc = np.array(list(s.shifts.values())).reshape(-1, 3)
+        mean, own2_all = acc[:, 0] / acc[:, 1], acc[:, 2] / acc[:, 1]   # shift; mean squared noise scale
+        var = own2_all / acc[:, 1] + self.tolerance ** 2 * own2_all     # the test's variance of each shift
+        member = np.isin(ids, s.members)
+        counts = acc[member, 1]
         if len(counts) < self.min_members or counts.min() < self.confirm:
             return []
-        m = np.array([acc[0] / acc[1] for acc in accs])
-        own2 = np.array([acc[2] / acc[1] for acc in accs])   # mean squared noise scale
-        w = 1.0 / np.maximum(own2 / counts + self.tolerance ** 2 * own2, 1e-300)
+        m, own2 = mean[member], own2_all[member]
+        w = 1.0 / np.maximum(var[member], 1e-300)
         common = float(np.sum(w * m) / np.sum(w))
         q = float(np.sum(w * (m - common) ** 2)) / (len(m) - 1)
         # the members must still be shifted, together, over the hold: a long memory can nominate a
         # set whose deviation has just ended (an event's tail), and members agreeing at zero agree
         precision = counts / np.maximum(own2, 1e-300)
         shift_z = s.direction * float(np.sum(precision * m) / np.sqrt(np.sum(precision)))
+        # devices outside the set shifted its way over the hold (``join_z`` of their standard errors) by
+        # another amount than its members (more than 3 standard deviations of the test away): sun on a
+        # wall shifts devices by many sizes, and the scan names the cluster that agrees best
+        out = ~member & (acc[:, 1] >= 2)
+        t = s.direction * mean[out] / np.sqrt(np.maximum(own2_all[out] / acc[out, 1], 1e-300))
+        off2 = (mean[out] - common) ** 2 / np.maximum(var[out], 1e-300)
+        outsiders = int(np.sum((t >= self.join_z) & (off2 > 9.0)))
         why = ("unshifted" if shift_z < self.confirm_z else "heterogeneous" if q > self.homogeneity
-               else "outsiders" if self._outsiders(s, common) >= self.outsiders > 0 else None)
+               else "outsiders" if outsiders >= self.outsiders > 0 else None)
         if why is not None:
             self._outcomes[why] += 1
             self._close(s)
@@ -373,20 +383,6 @@ class CollusionDetector:
         s.shift = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))
         s.sums.clear()
         return [CollusionEvent("firing", s, window)]
-
-    def _outsiders(self, s: CollusionSet, common: float) -> int:
-        """Non-members shifted the set's way over the hold (``join_z`` of their standard errors) by a
-        different amount than the members (more than 3 standard deviations of the test away): sun on
-        a wall shifts devices by many sizes, and the scan names the cluster that agrees best."""
-        members = set(s.members)
-        accs = [acc for d, acc in s.shifts.items() if d not in members and acc[1] >= 2]
-        if not accs:
-            return 0
-        a = np.array(accs)
-        m, own2 = a[:, 0] / a[:, 1], a[:, 2] / a[:, 1]
-        t = s.direction * m / np.sqrt(np.maximum(own2 / a[:, 1], 1e-300))
-        off2 = (m - common) ** 2 / np.maximum(own2 / a[:, 1] + self.tolerance ** 2 * own2, 1e-300)
-        return int(np.sum((t >= self.join_z) & (off2 > 9.0)))
 
     def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray) -> list[CollusionEvent]:
         joined = []

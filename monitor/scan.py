@@ -305,4 +305,3 @@ def _sorted_median(u: np.ndarray, order: np.ndarray, n: np.ndarray) -> np.ndarra
     lo = u[rows, order[rows, np.maximum(n // 2, 0)]]
     hi = u[rows, order[rows, np.maximum((n - 1) // 2, 0)]]
     return np.where(n > 0, (lo + hi) / 2.0, 0.0)
-
