@@ -56,6 +56,7 @@ class DetectionSettings(_Section):
                                  "the consensus (in alarm, quarantined or in a set) at more than this share for "
                                  "relearn_windows windows in a row learns them afresh (1: never)")
     relearn_windows: int = Field(120, ge=1, description="see relearn_share")
+    offset_pin: float = Field(1.0, ge=0, description="rate, in multiples of alpha, at which each group's offsets are moved together towards a zero median (pins their common level, which nothing else holds; 0: off)")
     alpha: float | None = Field(None, gt=0, lt=1, description="learning rate per window of a device's offset and scale (default: window_seconds / learn_seconds)")
     learn_seconds: float = Field(30_000.0, gt=0, description="memory of a device's learned offset and scale, in time (0.002 per window at one-minute windows): honest sensors drift per unit of time, not per sample")
     cusum_k: float = Field(0.5, ge=0, description="CUSUM reference value (sigmas)")
@@ -104,6 +105,7 @@ class DetectionSettings(_Section):
     learner_lr: float = Field(0.05, gt=0, description="SGD learning rate of the River forecasters")
     learner_warmup: int = Field(30, ge=2, description="windows before the learners are compared")
     learner_threshold: float = Field(1.0, gt=0, description="guarded/shadow divergence (group spreads) that alerts")
+    learner_fallback: bool = Field(True, description="in a window whose consensus is uncertain (not split), the guarded model learns the robust consensus of every present device but colluding-set members")
     learner_every: int = Field(1, ge=1, description="the learners see one window in this many (a cost knob for very large fleets)")
     learner_version_every: int = Field(1440, ge=2, description="windows between checks of the guarded model against its previous version")
     learner_regression: float = Field(1.0, gt=0, description="error increase on the trusted reference (group spreads) that rolls a version back and alerts")

@@ -2,7 +2,12 @@
 
 Each group has a River linear model that forecasts the group's consensus from
 the time of day. The *guarded* model learns only from the robust consensus of
-trusted devices, and only in windows whose consensus was certain. The
+trusted devices; in a window whose consensus was uncertain it learns the
+fallback the devices were judged against there (the robust consensus of every
+present device but the members of colluding sets), and nothing in a group split
+in two camps. A model that skipped the uncertain windows would fall behind
+exactly when the signal moves most (pollution episodes), and more on attacked
+data than on clean, which is not what a guard is for. The
 *shadow* learns from the plain mean of every reading, as an unprotected
 pipeline would. Both are scored before they learn. A differential test
 compares their forecasts on each window: when they diverge by more than
@@ -115,8 +120,11 @@ class GroupLearner:
         """The guarded model's forecast of the consensus at ``ts`` (value units)."""
         return self._mu + self._sd * self._guarded.predict_one(time_features(ts))
 
-    def update(self, ts: float, consensus: float, plain_mean: float, spread: float) -> LearnerStep:
-        """Score then learn one window. ``consensus`` is NaN when it was uncertain."""
+    def update(self, ts: float, consensus: float, plain_mean: float, spread: float,
+               fallback: float = math.nan) -> LearnerStep:
+        """Score then learn one window. ``consensus`` is NaN when it was uncertain; the guarded model
+        then learns ``fallback`` if that is a number (it is scored, and the reference kept, only on
+        certain windows)."""
         certain = math.isfinite(consensus)
         if self._n < self.warmup:
             if certain:  # Welford: fix the target's location and scale
@@ -138,8 +146,10 @@ class GroupLearner:
         self._div += self.alpha * (gap - self._div)
         was = self._alarm
         self._alarm = self._div > self.threshold if not was else self._div > 0.5 * self.threshold
+        target = consensus if certain else fallback
+        if math.isfinite(target):
+            self._guarded.learn_one(x, (target - self._mu) / sd)
         if certain:
-            self._guarded.learn_one(x, (consensus - self._mu) / sd)
             if self._since % self._stride == 0 and len(self._collecting) < self.reference_size:
                 self._collecting.append([ts, consensus])
         if math.isfinite(plain_mean):

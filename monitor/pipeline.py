@@ -14,6 +14,7 @@ learner and its unguarded shadow.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -70,6 +71,18 @@ class StepResult:
     uncertain_windows: int = 0
     max_event_ts: float = -math.inf
     collusion_holds: dict[str, int] = field(default_factory=dict)  # held sets by outcome (`monitor.collusion.OUTCOMES`)
+
+
+def _row_median(x: np.ndarray) -> np.ndarray:
+    """Median of each row's finite entries, 0 where a row has none.
+
+    >>> _row_median(np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]])).tolist()
+    [2.0, 0.0]
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        m = np.nanmedian(x, axis=1) if x.shape[1] else np.zeros(len(x))
+    return np.where(np.isfinite(m), m, 0.0)
 
 
 def infer_window_seconds(device_ids: list[str], ts: np.ndarray) -> float:
@@ -218,6 +231,8 @@ class Pipeline:
         trusted = present & ~untrusted
         # remove each device's learned calibration offset so the consensus is not shaken by which
         # devices happen to be inliers; the offsets' common level cancels out of every residual
+        if self.settings.offset_pin > 0:
+            self._pin_offsets(rnd.groups)
         unit = self._unit(rnd.groups)[:, None]
         offsets = self.devices.offset(np.maximum(rnd.devices, 0)) * unit
         corrected = np.where(trusted, rnd.values - offsets, np.nan)
@@ -246,6 +261,7 @@ class Pipeline:
         # (a fallback, never reported), so that alarms can resolve and a group can recover.
         against_m = cons.leave_one_out(corrected)
         cvar = self._consensus_var(rnd, cons.weight)
+        learn_from = cons.value  # what the guarded learner learns (below)
         fallback = cons.uncertain & (present.sum(axis=1) >= self.settings.min_devices)
         if fallback.any():
             # every present device but the members of colluding sets (a named camp never judges the other)
@@ -254,6 +270,9 @@ class Pipeline:
             fb = robust_consensus(every, min_devices=self.settings.min_devices, cutoff=self.settings.consensus_cutoff)
             against_m[fallback] = fb.leave_one_out(every)
             cvar[fallback] = self._consensus_var(rnd, fb.weight, rows=fallback)
+            if self.settings.learner_fallback:  # ... and the guarded learner learns it, but in a split group
+                learn_from = cons.value.copy()
+                learn_from[fallback] = np.where(split[fallback], np.nan, fb.value)
         scored = ~cons.uncertain | fallback
         rows, cols = np.nonzero(present & scored[:, None])
         devices = rnd.devices[rows, cols]
@@ -327,10 +346,10 @@ class Pipeline:
         plain = np.divide(np.where(present, rnd.values, 0.0).sum(axis=1), n_present,
                           out=np.full(len(n_present), np.nan), where=n_present > 0)
         due = np.flatnonzero(rnd.windows % self.settings.learner_every == 0)
-        for r, g, c, m, sp, end in zip(due.tolist(), rnd.groups[due].tolist(), cons.value[due].tolist(),
-                                       plain[due].tolist(), cons.spread[due].tolist(),
-                                       ((rnd.windows[due] + 1) * W).tolist()):
-            self._learn(rnd, r, g, end, c, m, sp, present, out)
+        for r, g, c, f, m, sp, end in zip(due.tolist(), rnd.groups[due].tolist(), cons.value[due].tolist(),
+                                          learn_from[due].tolist(), plain[due].tolist(), cons.spread[due].tolist(),
+                                          ((rnd.windows[due] + 1) * W).tolist()):
+            self._learn(rnd, r, g, end, c, f, m, sp, present, out)
 
     def _copies(self, source: int) -> dict:
         """Evidence naming the device a replay re-sends, if one was found."""
@@ -564,6 +583,27 @@ class Pipeline:
             self._anchor[g] = anchor[:2] + [nom.direction if took else -nom.direction, w]
         return took
 
+    def _pin_offsets(self, groups: np.ndarray) -> None:
+        """Move each group's learned offsets together towards a zero median, at ``offset_pin``
+        times the rate offsets are learned at.
+
+        Offsets are learned against a consensus made of offset-corrected readings, so any common
+        shift of a group's offsets is as consistent as none: nothing holds their common level, and
+        it wanders (trust decisions, windows not learned, noise learned at a fast rate; on the hourly
+        Beijing replay, by several sigmas over two years). The consensus level wanders with it. Moving
+        every offset of a group by the same amount moves its consensus by that amount and leaves every
+        residual as it was, so this changes no device's score: it only pins the level to the group's
+        median device (every device learned at least once, present or not, in alarm or not, so that
+        who is trusted does not move it)."""
+        devices = self.registry.members(groups)
+        d = np.maximum(devices, 0)
+        ok = (devices >= 0) & (self.devices.learned(d) >= 1)
+        if not ok.any():
+            return
+        median = _row_median(np.where(ok, self.devices.offset(d), np.nan))
+        rate = min(1.0, self.settings.offset_pin * self.devices.alpha)
+        self.devices.shift_offsets(devices[ok], np.broadcast_to(-rate * median[:, None], devices.shape)[ok])
+
     def _unit(self, groups: np.ndarray) -> np.ndarray:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
         if not self.settings.relative_scale:
@@ -671,13 +711,14 @@ class Pipeline:
                       "memory_windows": self.collusion.memory_of(s.scale),
                       "nominated_ts": (s.nominated + 1) * W})
 
-    def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, plain: float, spread: float,
-               present: np.ndarray, out: StepResult) -> None:
-        """The group learner of row ``r`` (``present``: the round's (R, C) present devices)."""
+    def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, fallback: float, plain: float,
+               spread: float, present: np.ndarray, out: StepResult) -> None:
+        """The group learner of row ``r`` (``present``: the round's (R, C) present devices; ``fallback``:
+        what the guarded model learns when the consensus is uncertain, NaN for nothing)."""
         learner = self._learners.get(g)
         if learner is None:
             learner = self._learners[g] = self._new_learner()
-        step = learner.update(ts, consensus, plain, spread)
+        step = learner.update(ts, consensus, plain, spread, fallback=fallback)
         if step.regression is not None:
             self._version_alert(g, rnd, r, ts, step, out)
         if self.recording is not None:

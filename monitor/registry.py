@@ -33,6 +33,7 @@ class Registry:
         self._device_group: list[int] = []
         self._device_local: list[int] = []
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self._table: np.ndarray | None = None
 
     def group(self, name: str) -> int:
         idx = self._groups.get(name)
@@ -61,7 +62,7 @@ class Registry:
             self._device_group.append(g)
             self._device_local.append(self._group_size[g])
             self._group_size[g] += 1
-            self._arrays = None
+            self._arrays = self._table = None
         return idx
 
     @property
@@ -92,6 +93,21 @@ class Registry:
 
     def group_size(self, g: int) -> int:
         return self._group_size[g]
+
+    def members(self, groups: np.ndarray) -> np.ndarray:
+        """Every device of these groups, present or not: ``(len(groups), largest group)`` indices,
+        -1 where a group has fewer.
+
+        >>> reg = Registry()
+        >>> _ = reg.index(["g1", "g2", "g1"], ["a", "a", "b"])
+        >>> reg.members(np.array([1, 0])).tolist()
+        [[1, -1], [0, 2]]
+        """
+        if self._table is None:
+            dg, dl = self._cached()
+            self._table = np.full((self.n_groups, max(self._group_size, default=0)), -1, np.int64)
+            self._table[dg, dl] = np.arange(len(dg))
+        return self._table[groups]
 
     def state_dict(self) -> dict:
         return {

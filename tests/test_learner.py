@@ -40,3 +40,18 @@ def test_state_round_trips_through_json():
     a = [gl.update(ts=600.0 * i, consensus=daily(i), plain_mean=daily(i, 1), spread=0.5) for i in range(200, 300)]
     b = [other.update(ts=600.0 * i, consensus=daily(i), plain_mean=daily(i, 1), spread=0.5) for i in range(200, 300)]
     assert a == b
+
+
+def test_in_an_uncertain_window_the_guarded_model_learns_the_fallback_it_is_given():
+    """The consensus abstains for a day while the signal moves up by 2: with the fallback the guarded
+    model follows; without it, it forecasts the old level when the consensus returns."""
+    def run(fallback: bool) -> float:
+        gl = GroupLearner(warmup=20)
+        for i in range(600):
+            gl.update(ts=600.0 * i, consensus=daily(i), plain_mean=daily(i), spread=0.5)
+        for i in range(600, 744):
+            gl.update(ts=600.0 * i, consensus=math.nan, plain_mean=daily(i, 2.0), spread=0.5,
+                      fallback=daily(i, 2.0) if fallback else math.nan)
+        return gl.forecast(600.0 * 744) - daily(744, 2.0)
+    assert abs(run(fallback=True)) < 0.5
+    assert run(fallback=False) < -1.5

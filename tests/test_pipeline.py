@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from monitor.config import DetectionSettings
@@ -97,8 +98,10 @@ GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
           ('firing', 'device', 'bias', ('site-02-dev-007',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-008',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-001',), 298, 306),
-          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 295, 393),
-          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 412, 413)]
+          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 295, 393)]
+# (until session 13 a learner/poisoning alert followed at 412: the guard/shadow divergence peaked at 1.018
+# group spreads against a threshold of 1.0; with the offsets' common level pinned to the median device the
+# consensus sits at that device's level and the peak is 0.907)
 
 
 def test_a_device_re_sending_another_is_called_a_replay_of_it():
@@ -227,3 +230,33 @@ def test_half_a_group_jumping_is_named_not_the_half_that_stayed():
         assert sets
         for a in sets:
             assert len(set(a.devices) & attackers) > len(a.devices) / 2, (data.meta["seed"], a.group, a.devices)
+
+
+def _consensus_after_common_shift(pin: float, shift: float) -> np.ndarray:
+    """Group site-00's consensus over the last 100 of 600 windows, after every one of its offsets was
+    moved by ``shift`` at window 300 (how a wander of their common level looks to the pipeline)."""
+    sim = simulate("clean", seed=3, groups=2, samples=600)
+    readings = list(sim.readings())
+    p = Pipeline(DetectionSettings(alpha=0.05, offset_pin=pin), window_seconds=60.0, record=True)
+    t0 = sim.scenario.start_ts
+    first = [r for r in readings if r["ts"] < t0 + 300 * 60]
+    for b in batches(first, 4000):
+        p.process(b)
+    group = p.registry.group_names.index("site-00/temperature")
+    devices = np.flatnonzero(p.registry.device_group == group)
+    p.devices.shift_offsets(devices, np.full(len(devices), shift))
+    for b in batches(readings[len(first):], 4000):
+        p.process(b)
+    p.flush()
+    rec = p.recording
+    cons = {w: c for g, w, c in zip(rec.group, rec.window, rec.consensus) if g == group}
+    return np.array([cons[w] for w in sorted(cons)[-100:]])
+
+
+def test_a_common_shift_of_the_offsets_is_pulled_back_to_the_median_device():
+    """Offsets are learned against a consensus of offset-corrected readings, so a common shift of them
+    is as consistent as none; without the pin it stays in the consensus for good."""
+    free = _consensus_after_common_shift(pin=0.0, shift=1.0) - _consensus_after_common_shift(pin=0.0, shift=0.0)
+    pinned = _consensus_after_common_shift(pin=1.0, shift=1.0) - _consensus_after_common_shift(pin=1.0, shift=0.0)
+    assert abs(np.mean(free) + 1.0) < 0.01   # the consensus moved down by the shift and stayed there
+    assert abs(np.mean(pinned)) < 0.01       # pulled back (at 0.05 per window, over 200 windows)

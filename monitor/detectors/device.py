@@ -117,6 +117,11 @@ class DeviceMonitor:
         """Learned calibration offset (mean residual against the consensus, in the unit it was learned in)."""
         return self._mean[devices]
 
+    def shift_offsets(self, devices: np.ndarray, delta: np.ndarray) -> None:
+        """Move these devices' learned offsets by ``delta`` (the pipeline moves a group's offsets
+        together: the consensus moves with them and no residual changes)."""
+        self._mean[devices] += delta
+
     def update(self, devices: np.ndarray, window: np.ndarray, value: np.ndarray,
                consensus: np.ndarray, consensus_var: np.ndarray | None = None,
                learn: np.ndarray | None = None, unit: np.ndarray | None = None,
