@@ -593,14 +593,16 @@ class Pipeline:
         Beijing replay, by several sigmas over two years). The consensus level wanders with it. Moving
         every offset of a group by the same amount moves its consensus by that amount and leaves every
         residual as it was, so this changes no device's score: it only pins the level to the group's
-        median device (every device learned at least once, present or not, in alarm or not, so that
-        who is trusted does not move it)."""
+        median established device (every device past its warm-up, present or not, in alarm or not, so
+        that who is trusted does not move it; every device learned at least once moves with it)."""
         devices = self.registry.members(groups)
         d = np.maximum(devices, 0)
-        ok = (devices >= 0) & (self.devices.learned(d) >= 1)
+        learned = self.devices.learned(d)
+        ok = (devices >= 0) & (learned >= 1)
         if not ok.any():
             return
-        median = _row_median(np.where(ok, self.devices.offset(d), np.nan))
+        # the median of established devices only: a flood of new ids learns its lie into its offsets
+        median = _row_median(np.where(ok & (learned >= self.settings.warmup), self.devices.offset(d), np.nan))
         rate = min(1.0, self.settings.offset_pin * self.devices.alpha)
         self.devices.shift_offsets(devices[ok], np.broadcast_to(-rate * median[:, None], devices.shape)[ok])
 

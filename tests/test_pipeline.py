@@ -98,10 +98,8 @@ GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
           ('firing', 'device', 'bias', ('site-02-dev-007',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-008',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-001',), 298, 306),
-          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 295, 393)]
-# (until session 13 a learner/poisoning alert followed at 412: the guard/shadow divergence peaked at 1.018
-# group spreads against a threshold of 1.0; with the offsets' common level pinned to the median device the
-# consensus sits at that device's level and the peak is 0.907)
+          ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 295, 393),
+          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 412, 413)]
 
 
 def test_a_device_re_sending_another_is_called_a_replay_of_it():
