@@ -142,7 +142,7 @@ def markdown(agg: dict, title: str, command: str, scenarios: list[str], plots: l
         m = lr["mae_sigma"]
         out += ["### Learner damage (online forecast error, sigmas, against the clean world)", "",
                 _table(["learner", "MAE", "same learner trained on clean data", "damage"],
-                       [["guarded (learns trusted consensus only)", _f(m["guarded"], 3),
+                       [["guarded (learns the trusted consensus; where uncertain, the fallback)", _f(m["guarded"], 3),
                          _f(m["guarded_clean_trained"], 3), _f(lr["guarded_vs_clean"], 2, pct=True)],
                         ["unguarded (learns every reading)", _f(m["unguarded"], 3),
                          _f(m["unguarded_clean_trained"], 3), _f(lr["unguarded_vs_clean"], 2, pct=True)]]), ""]
