@@ -41,6 +41,7 @@ class Registry:
             idx = self._groups[name] = len(self.group_names)
             self.group_names.append(name)
             self._group_size.append(0)
+            self._table = None
         return idx
 
     def index(self, groups: Sequence[str], device_ids: Sequence[str]) -> np.ndarray:
@@ -102,6 +103,8 @@ class Registry:
         >>> _ = reg.index(["g1", "g2", "g1"], ["a", "a", "b"])
         >>> reg.members(np.array([1, 0])).tolist()
         [[1, -1], [0, 2]]
+        >>> reg.members(np.array([reg.group("g3")])).tolist()
+        [[-1, -1]]
         """
         if self._table is None:
             dg, dl = self._cached()
