@@ -16,9 +16,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from monitor.config import DetectionSettings
-from monitor.evaluation.beijing import default_path, to_eval_data
-from monitor.evaluation.inject import inject
+from _replay import beijing, detection_settings
 from monitor.evaluation.runner import run_monitor
 
 
@@ -26,10 +24,9 @@ def main() -> None:
     rest = sys.argv[1:]
     clean_only = "--clean" in rest
     rest = [a for a in rest if a != "--clean"]
-    settings = DetectionSettings(**{rest[i].removeprefix("--detection.").replace("-", "_"): rest[i + 1]
-                                    for i in range(0, len(rest), 2)})
-    clean = to_eval_data(default_path())
-    data = clean if clean_only else inject(clean, "scenarios/beijing-attacks.yaml", seed=1001)
+    settings = detection_settings(rest)
+    clean, attacked = beijing()
+    data = clean if clean_only else attacked
     alerts, *_ = run_monitor(data, settings)
     t_end = float(np.nanmax(data.ts)) + data.interval
     since: dict[str, tuple[float, tuple[str, str]]] = {}

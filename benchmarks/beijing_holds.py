@@ -17,9 +17,7 @@ import sys
 from collections import Counter
 
 from monitor.collusion import OUTCOMES, CollusionDetector
-from monitor.config import DetectionSettings
-from monitor.evaluation.beijing import default_path, to_eval_data
-from monitor.evaluation.inject import inject
+from _replay import beijing, detection_settings
 from monitor.evaluation.runner import run_monitor
 
 
@@ -27,8 +25,7 @@ def main() -> None:
     rest = sys.argv[1:]
     clean_only = "--clean" in rest
     rest = [a for a in rest if a != "--clean"]
-    settings = DetectionSettings(**{rest[i].removeprefix("--detection.").replace("-", "_"): rest[i + 1]
-                                    for i in range(0, len(rest), 2)})
+    settings = detection_settings(rest)
     nominated, held = Counter(), [0]
     nominate, confirm = CollusionDetector.nominate, CollusionDetector._confirm
 
@@ -50,8 +47,8 @@ def main() -> None:
         return out
 
     CollusionDetector.drain_outcomes = counting_drain
-    clean = to_eval_data(default_path())
-    data = clean if clean_only else inject(clean, "scenarios/beijing-attacks.yaml", seed=1001)
+    clean, attacked = beijing()
+    data = clean if clean_only else attacked
     alerts, rec, *_ = run_monitor(data, settings)
     size = Counter(data.groups[g] for g in data.device_group)
     latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}

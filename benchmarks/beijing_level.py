@@ -16,20 +16,16 @@ import sys
 
 import numpy as np
 
-from monitor.config import DetectionSettings
-from monitor.evaluation.beijing import default_path, to_eval_data
-from monitor.evaluation.inject import inject
+from _replay import beijing, detection_settings
 from monitor.evaluation.runner import _group_sigma, _group_windows, _recorded, run_monitor, truth_from_labels
+from monitor.scan import row_median
 
 BLOCK = 1000
 
 
 def main() -> None:
-    rest = sys.argv[1:]
-    settings = DetectionSettings(**{rest[i].removeprefix("--detection.").replace("-", "_"): rest[i + 1]
-                                    for i in range(0, len(rest), 2)})
-    clean = to_eval_data(default_path())
-    data = inject(clean, "scenarios/beijing-attacks.yaml", seed=1001)
+    settings = detection_settings(sys.argv[1:])
+    clean, data = beijing()
     t0, t_end = float(np.nanmin(data.ts)), float(np.nanmax(data.ts)) + data.interval
     truth = truth_from_labels(data.labels, t0, t_end)
     sigma = _group_sigma(data, truth)
@@ -58,13 +54,10 @@ def main() -> None:
         rows.append(row)
         stray = []
         for d, cons in ((data, ca), (clean, cc)):
-            with np.errstate(all="ignore"):
-                import warnings
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    med = np.nanmedian(d.values[d.device_group == g], axis=0)[after]
-                    blocks = [np.nanmean((cons - med)[i:i + BLOCK]) for i in range(0, len(cons), BLOCK)]
-            stray.append(np.nanmax(np.abs(blocks)) / sigma[g])
+            med = row_median(d.values[d.device_group == g].T)[after]  # NaN in hours no station reported
+            gap = cons - med
+            blocks = [b[np.isfinite(b)] for b in np.split(gap, np.arange(BLOCK, len(gap), BLOCK))]
+            stray.append(max(abs(b.mean()) for b in blocks if len(b)) / sigma[g])
         print(f"{group:6s} {bias:5.2f}  {row[0] / row[1] - 1:+7.1%}  {row[2] / row[3] - 1:+9.1%}  "
               f"{np.mean(~np.isfinite(ca)):9.2f} / {np.mean(~np.isfinite(cc)):.2f}  {stray[0]:12.2f} / {stray[1]:.2f}")
     m = np.mean(rows, axis=0)

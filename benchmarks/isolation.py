@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from _replay import detection_options
 from monitor.config import DetectionSettings
 from monitor.evaluation.runner import evaluate
 from monitor.evaluation.suite import simulated
@@ -22,7 +23,7 @@ def main() -> None:
     ap.add_argument("--scenarios", required=True, help="comma-separated scenario files")
     ap.add_argument("--seeds", default="0")
     a, rest = ap.parse_known_args()
-    extra = {rest[i].removeprefix("--detection.").replace("-", "_"): rest[i + 1] for i in range(0, len(rest), 2)}
+    extra = detection_options(rest)
     settings = DetectionSettings(**extra)
     for data, clean in simulated(a.scenarios.split(","), [int(s) for s in a.seeds.split(",")]):
         r = evaluate(data, settings, clean=clean, device_baselines={}, consensus_baselines={})

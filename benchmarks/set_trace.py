@@ -21,7 +21,7 @@ from collections import defaultdict
 import numpy as np
 
 from monitor.collusion import CollusionDetector
-from monitor.config import DetectionSettings
+from _replay import detection_settings
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
 
@@ -31,8 +31,7 @@ def main() -> None:
     ap.add_argument("--scenario", required=True)
     ap.add_argument("--seeds", default="0")
     args, rest = ap.parse_known_args()
-    settings = DetectionSettings(**{rest[i].removeprefix("--detection.").replace("-", "_"): rest[i + 1]
-                                    for i in range(0, len(rest), 2)})
+    settings = detection_settings(rest)
     log: list[tuple] = []
     nominate, confirm, forget = CollusionDetector.nominate, CollusionDetector._confirm, CollusionDetector.forget_group
 

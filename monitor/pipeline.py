@@ -14,7 +14,6 @@ learner and its unguarded shadow.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -30,6 +29,7 @@ from monitor.learner import GroupLearner
 from monitor.registry import Registry
 from monitor.reputation import BetaReputation
 from monitor.restarts import RestartTracker
+from monitor.scan import row_median
 from monitor.schema import Alert
 from monitor.windows import WindowAligner, WindowRound
 
@@ -71,18 +71,6 @@ class StepResult:
     uncertain_windows: int = 0
     max_event_ts: float = -math.inf
     collusion_holds: dict[str, int] = field(default_factory=dict)  # held sets by outcome (`monitor.collusion.OUTCOMES`)
-
-
-def _row_median(x: np.ndarray) -> np.ndarray:
-    """Median of each row's finite entries, 0 where a row has none.
-
-    >>> _row_median(np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]])).tolist()
-    [2.0, 0.0]
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-        m = np.nanmedian(x, axis=1) if x.shape[1] else np.zeros(len(x))
-    return np.where(np.isfinite(m), m, 0.0)
 
 
 def infer_window_seconds(device_ids: list[str], ts: np.ndarray) -> float:
@@ -602,9 +590,10 @@ class Pipeline:
         if not ok.any():
             return
         # the median of established devices only: a flood of new ids learns its lie into its offsets
-        median = _row_median(np.where(ok & (learned >= self.settings.warmup), self.devices.offset(d), np.nan))
+        median = row_median(np.where(ok & (learned >= self.settings.warmup), self.devices.offset(d), np.nan))
         rate = min(1.0, self.settings.offset_pin * self.devices.alpha)
-        self.devices.shift_offsets(devices[ok], np.broadcast_to(-rate * median[:, None], devices.shape)[ok])
+        step = np.where(np.isfinite(median), -rate * median, 0.0)  # no established device yet: no move
+        self.devices.shift_offsets(devices[ok], np.broadcast_to(step[:, None], devices.shape)[ok])
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
