@@ -63,11 +63,24 @@ def main() -> None:
                     total += 1
                     false += not in_set
                     if args.all or not in_set:
+                        site = a.group.split("/")[0]
+                        print(_group_sets(site, truth, sum(k.rsplit("-", 2)[0] == site for k in drift)), end=" ")
                         print(f"{spec.split('/')[-1]} seed {seed} {'set  ' if in_set else 'FALSE'} {a.group} "
                               f"onset {on:.0f} at {at:.0f} {a.evidence.get('direction')} "
                               f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ, chi2/df {a.evidence.get('shift_chi2_per_df')}): "
                               + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
+
+
+def _group_sets(group: str, truth: dict, n: int) -> str:
+    """The colluding sets of the alert's group, as TYPE x SIZE (share of the group), e.g. ``[collusion x10 50%]``."""
+    sets: dict[str, tuple[str, set]] = {}
+    for d, xs in truth.items():
+        if d.rsplit("-", 2)[0] == group:
+            for typ, name, *_ in xs:
+                if name:
+                    sets.setdefault(name, (typ, set()))[1].add(d)
+    return "[" + ", ".join(f"{t} x{len(m)} {len(m) / n:.0%}" for t, m in sets.values()) + "]"
 
 
 def _honest(device: str, alert, drift: dict[str, float], truth: dict) -> str:
