@@ -1,6 +1,6 @@
 """Every collusion alert that names no colluding set, with what each named device really is.
 
-    python benchmarks/false_collusion.py --scenarios scenarios/tuning/single-device.yaml,scenarios/tuning/slow-drift.yaml --seeds 8,9
+    python benchmarks/false_collusion.py --scenarios scenarios/tuning/single-device.yaml,scenarios/tuning/slow-drift.yaml --seeds 8,9 [--detection.option value ...]
 
 Runs the monitor on each scenario and seed (simulated, with ground truth) and
 prints one line per collusion alert (its last firing version) none of whose
@@ -24,7 +24,7 @@ import argparse
 
 import numpy as np
 
-from monitor.config import DetectionSettings
+from _replay import detection_settings
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
 from simulators import FleetSimulator, load_scenario
@@ -35,7 +35,8 @@ def main() -> None:
     ap.add_argument("--scenarios", required=True, help="comma-separated scenario files")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--all", action="store_true", help="print the alerts that name a set too")
-    args = ap.parse_args()
+    args, rest = ap.parse_known_args()
+    settings = detection_settings(rest)
     seeds = [int(s) for s in args.seeds.split(",")]
     total = false = 0
     for spec in args.scenarios.split(","):
@@ -50,7 +51,7 @@ def main() -> None:
                             (lab["type"], lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
                 sim = FleetSimulator(load_scenario(spec), seed=seed)
                 drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
-                alerts, *_ = run_monitor(data, DetectionSettings())
+                alerts, *_ = run_monitor(data, settings)
                 latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
                 for a in latest.values():  # the last version of each alert (a set re-fires as it grows)
                     on, at = (a.onset_ts - t0) / w, (a.ts - t0) / w
