@@ -59,14 +59,15 @@ def main() -> None:
     decode = time.perf_counter() - start
 
     # detectors, the device's own statistics (n, mean, var, firing, type, sign, onset, peak), its reputation,
-    # its collusion running means (3 float64) and its restart tracking (last seq, last event time)
+    # its collusion running means (3 float64), its restart tracking (last seq, last event time) and whether it
+    # came in a burst of new ids (1 byte)
     per_device = (sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 1 + 8 * 2
-                  + 8 * 2 + 1 + pipe.collusion._ewma.shape[1] * 8 + 8 + 8)
+                  + 8 * 2 + 1 + pipe.collusion._ewma.shape[1] * 8 + 8 + 8 + pipe._sybil.itemsize)
     print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
           f"{total:,} readings, micro-batches of {args.batch:,}, learner_every={args.learner_every}")
     print(f"detection core: {total / core:,.0f} readings/s ({core:.2f} s)")
     print(f"decode + validate JSON: {sample / decode:,.0f} readings/s")
-    print(f"per-device state (detectors, statistics, reputation, collusion means, restarts): {per_device} bytes")
+    print(f"per-device state (detectors, statistics, reputation, collusion means, restarts, burst flag): {per_device} bytes")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,7 @@ class Pipeline:
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
         self._bursts: dict[int, dict] = {}
+        self._sybil = np.zeros(0, bool)  # per device: first seen in a burst of new ids that raised input/sybil
         self._regressing: set[int] = set()
         self._spread = np.zeros(0)
         self._spread_n = np.zeros(0, np.int64)
@@ -155,6 +156,8 @@ class Pipeline:
             self.devices.resize(n)
             self.reputation.resize(n)
             self.collusion.resize(n)
+            if n > len(self._sybil):
+                self._sybil = np.r_[self._sybil, np.zeros(max(n, 2 * len(self._sybil)) - len(self._sybil), bool)]
             self.restarts.resize(n)
             if batch.seq is not None:
                 self._restart_alerts(dev, batch, self.restarts.observe(dev, batch.seq, batch.ts), out)
@@ -582,15 +585,17 @@ class Pipeline:
         every offset of a group by the same amount moves its consensus by that amount and leaves every
         residual as it was, so this changes no device's score: it only pins the level to the group's
         median established device (every device past its warm-up, present or not, in alarm or not, so
-        that who is trusted does not move it; every device learned at least once moves with it)."""
+        that who is trusted does not move it; every device learned at least once moves with it), less
+        those first seen in a burst of new ids (an ``input/sybil`` alert): a flood that outnumbers the
+        group and learns its lie into its offsets would own that median."""
         devices = self.registry.members(groups)
         d = np.maximum(devices, 0)
         learned = self.devices.learned(d)
         ok = (devices >= 0) & (learned >= 1)
         if not ok.any():
             return
-        # the median of established devices only: a flood of new ids learns its lie into its offsets
-        median = row_median(np.where(ok & (learned >= self.settings.warmup), self.devices.offset(d), np.nan))
+        anchor = ok & (learned >= self.settings.warmup) & ~self._sybil[d]
+        median = row_median(np.where(anchor, self.devices.offset(d), np.nan))
         rate = min(1.0, self.settings.offset_pin * self.devices.alpha)
         step = np.where(np.isfinite(median), -rate * median, 0.0)  # no established device yet: no move
         self.devices.shift_offsets(devices[ok], np.broadcast_to(step[:, None], devices.shape)[ok])
@@ -643,6 +648,7 @@ class Pipeline:
                 continue
             if enough and (new or not burst["fired"]) and quiet <= s.sybil_window:
                 burst["fired"] = True
+                self._sybil[burst["devices"]] = True
                 out.alerts.append(self._sybil_alert(name, burst, "firing", (w + 1) * W, new))
             elif burst["fired"] and quiet > s.warmup:
                 del self._bursts[g]
@@ -807,7 +813,7 @@ class Pipeline:
             "reputation": self.reputation.state_dict(),
             "learners": {str(g): gl.state_dict() for g, gl in self._learners.items()},
             "uncertain": sorted(self._uncertain), "onsets": dict(self._onsets), "regressing": sorted(self._regressing),
-            "bursts": [[g, b] for g, b in self._bursts.items()],
+            "bursts": [[g, b] for g, b in self._bursts.items()], "sybil": np.flatnonzero(self._sybil).tolist(),
             "spread": [None if not np.isfinite(x) else float(x) for x in self._spread],
             "spread_n": self._spread_n.tolist(), "out_run": self._out_run.tolist(),
             "relearning": [[g, w] for g, w in self._relearning.items()],
@@ -833,6 +839,8 @@ class Pipeline:
         p._onsets = dict(state["onsets"])
         p._regressing = set(state.get("regressing", []))
         p._bursts = {int(g): b for g, b in state.get("bursts", [])}
+        p._sybil = np.zeros(p.registry.n_devices, bool)
+        p._sybil[np.asarray(state.get("sybil", []), dtype=np.int64)] = True
         p._spread = np.array([np.nan if x is None else x for x in state.get("spread", [])], dtype=float)
         p._spread_n = np.array(state.get("spread_n", [0] * len(p._spread)), dtype=np.int64)
         p._out_run = np.array(state.get("out_run", [0] * len(p._spread)), dtype=np.int64)
