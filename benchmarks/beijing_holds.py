@@ -8,7 +8,7 @@ set size), the nominations by set size, the device-windows that nominated sets
 held out of the consensus before their confirmation or drop, the held sets by
 outcome (as `poison_monitor_collusion_holds_total` counts them) and the share of
 group windows whose consensus was uncertain. The detector's ``nominate`` and
-``_confirm`` are wrapped to count; nothing else changes. About 4 minutes.
+``_confirm`` are wrapped to count; nothing else changes. About a minute.
 """
 
 from __future__ import annotations

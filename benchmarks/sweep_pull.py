@@ -1,6 +1,6 @@
 """Where the consensus bias of an in-spread sweep cell comes from, on seeds other than the scoreboard's.
 
-    python benchmarks/sweep_pull.py [--fraction 0.3] [--offset 0.5] [--seeds 7,8]
+    python benchmarks/sweep_pull.py [--fraction 0.3] [--offset 0.5] [--seeds 7,8] [--detection.option value ...]
 
 Runs one cell of the collusion sweep (``simulators.sweep_scenarios``: 4 groups of
 20, one colluding set per group from sample 300) and its clean twin, and prints
@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from monitor.config import DetectionSettings
+from _replay import detection_settings
 from monitor.evaluation.runner import _recorded, evaluate, run_monitor
 from simulators import FleetSimulator, sweep_scenarios, to_eval_data
 
@@ -27,9 +27,9 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.3)
     ap.add_argument("--offset", type=float, default=0.5)
     ap.add_argument("--seeds", default="7,8")
-    args = ap.parse_args()
+    args, rest = ap.parse_known_args()
     (scenario,) = sweep_scenarios(fractions=(args.fraction,), offsets=(args.offset,))
-    settings = DetectionSettings()
+    settings = detection_settings(rest)
     for seed in [int(s) for s in args.seeds.split(",")]:
         sim = FleetSimulator(scenario, seed=seed)
         data, clean = to_eval_data(sim), to_eval_data(sim.clean_twin())

@@ -56,7 +56,7 @@ class DetectionSettings(_Section):
                                  "the consensus (in alarm, quarantined or in a set) at more than this share for "
                                  "relearn_windows windows in a row learns them afresh (1: never)")
     relearn_windows: int = Field(120, ge=1, description="see relearn_share")
-    offset_pin: float = Field(1.0, ge=0, description="rate, in multiples of alpha, at which each group's offsets are moved together towards their established devices' median, less those first seen in a burst of new ids (pins their common level, which nothing else holds; 0: off)")
+    offset_pin: float = Field(0.1, ge=0, description="rate, in multiples of alpha, at which each group's offsets are moved together towards their established devices' median, less those first seen in a burst of new ids (pins their common level, which nothing else holds; 0: off)")
     alpha: float | None = Field(None, gt=0, lt=1, description="learning rate per window of a device's offset and scale (default: window_seconds / learn_seconds)")
     learn_seconds: float = Field(30_000.0, gt=0, description="memory of a device's learned offset and scale, in time (0.002 per window at one-minute windows): honest sensors drift per unit of time, not per sample")
     cusum_k: float = Field(0.5, ge=0, description="CUSUM reference value (sigmas)")
