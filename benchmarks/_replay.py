@@ -1,7 +1,10 @@
-"""What the benchmarks share: detection settings from ``--detection.name value`` pairs, and the
-Beijing replay with the scoreboard's injected attacks."""
+"""What the benchmarks share: detection settings from ``--detection.name value`` pairs, the
+arguments of a run over simulated scenarios, and the Beijing replay with the scoreboard's injected
+attacks."""
 
 from __future__ import annotations
+
+import argparse
 
 from monitor.config import DetectionSettings
 from monitor.evaluation.beijing import default_path, to_eval_data
@@ -20,6 +23,15 @@ def detection_options(args: list[str]) -> dict[str, str]:
 
 def detection_settings(args: list[str]) -> DetectionSettings:
     return DetectionSettings(**detection_options(args))
+
+
+def fleet_args(ap: argparse.ArgumentParser) -> tuple[argparse.Namespace, list[str], list[int], DetectionSettings]:
+    """Adds ``--scenarios`` and ``--seeds`` to a benchmark's parser and parses the command line, the
+    rest of which are ``--detection`` options: (arguments, scenario files, seeds, settings)."""
+    ap.add_argument("--scenarios", required=True, help="comma-separated scenario files")
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds")
+    args, rest = ap.parse_known_args()
+    return args, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], detection_settings(rest)
 
 
 def beijing() -> tuple[EvalData, EvalData]:

@@ -24,7 +24,7 @@ import argparse
 
 import numpy as np
 
-from _replay import detection_settings
+from _replay import fleet_args
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
 from simulators import FleetSimulator, load_scenario
@@ -32,14 +32,10 @@ from simulators import FleetSimulator, load_scenario
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenarios", required=True, help="comma-separated scenario files")
-    ap.add_argument("--seeds", default="0")
     ap.add_argument("--all", action="store_true", help="print the alerts that name a set too")
-    args, rest = ap.parse_known_args()
-    settings = detection_settings(rest)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    args, scenarios, seeds, settings = fleet_args(ap)
     total = false = 0
-    for spec in args.scenarios.split(","):
+    for spec in scenarios:
         for seed in seeds:
             for data, _ in simulated([spec], [seed]):
                 t0, w = float(np.nanmin(data.ts)), data.interval

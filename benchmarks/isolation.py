@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import argparse
 
-from _replay import detection_options
-from monitor.config import DetectionSettings
+from _replay import fleet_args
 from monitor.evaluation.runner import evaluate
 from monitor.evaluation.suite import simulated
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenarios", required=True, help="comma-separated scenario files")
-    ap.add_argument("--seeds", default="0")
-    a, rest = ap.parse_known_args()
-    extra = detection_options(rest)
-    settings = DetectionSettings(**extra)
-    for data, clean in simulated(a.scenarios.split(","), [int(s) for s in a.seeds.split(",")]):
+    _, scenarios, seeds, settings = fleet_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    for data, clean in simulated(scenarios, seeds):
         r = evaluate(data, settings, clean=clean, device_baselines={}, consensus_baselines={})
         for x in r["collusion"]["raw"]["isolation"]:
             delay = "never" if x["delay_s"] is None else f"{x['delay_s'] / data.interval:.1f} samples"

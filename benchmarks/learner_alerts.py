@@ -13,20 +13,15 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from _replay import detection_settings
+from _replay import fleet_args
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenarios", required=True, help="comma-separated scenario files")
-    ap.add_argument("--seeds", default="0")
-    args, rest = ap.parse_known_args()
-    settings = detection_settings(rest)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    _, scenarios, seeds, settings = fleet_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     count: Counter = Counter()
-    for data, _ in simulated(args.scenarios.split(","), seeds):
+    for data, _ in simulated(scenarios, seeds):
         alerts, *_ = run_monitor(data, settings)
         attacked = {r["group"] for r in data.labels if r["status"] == "attack"}
         for a in alerts:
