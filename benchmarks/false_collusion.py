@@ -11,7 +11,7 @@ what the ground truth says it is then (``h`` honest, with its natural calibratio
 drift in its own sigmas per day and its rank by that drift among the group's
 honest devices, fastest first in the alert's direction, e.g. ``h+0.44#1``;
 ``TYPE:SET`` an attack or event at that time, ``TYPE-off`` a device labelled at
-another time). ``--all``
+another time), and ``!N`` when it is in an alarm of its own at the alert, with its onset N windows before. ``--all``
 prints the other alerts too. This is coarser than the scorer, which also
 counts as false an alert naming too few of a set's members (Jaccard under
 0.5, see `monitor.evaluation.scoring.score_collusion`): it is for finding what
@@ -49,14 +49,16 @@ def main() -> None:
                 drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
                 alerts, *_ = run_monitor(data, settings)
                 latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
+                alarms = _alarms(alerts, t0, w)
                 for a in latest.values():  # the last version of each alert (a set re-fires as it grows)
                     on, at = (a.onset_ts - t0) / w, (a.ts - t0) / w
                     tags, in_set = [], False
                     for d in a.devices:
                         now = [x for x in truth.get(d, []) if x[2] <= at + 10 and x[3] >= on]
                         in_set |= any(x[1] for x in now)
-                        tags.append(_honest(d, a, drift, truth) if d not in truth else f"{now[0][0]}:{now[0][1]}"
-                                    if now else f"{truth[d][0][0]}-off")
+                        tags.append((_honest(d, a, drift, truth) if d not in truth else f"{now[0][0]}:{now[0][1]}"
+                                     if now else f"{truth[d][0][0]}-off")
+                                    + "".join(f"!{at - s:.0f}" for s, e in alarms.get(d, []) if s <= at < e))
                     total += 1
                     false += not in_set
                     if args.all or not in_set:
@@ -67,6 +69,17 @@ def main() -> None:
                               f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ, chi2/df {a.evidence.get('shift_chi2_per_df')}): "
                               + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
+
+
+def _alarms(alerts, t0: float, w: float) -> dict[str, list[tuple[float, float]]]:
+    """Per device, its own alarms as (onset, end) in samples from the start (end infinite while firing)."""
+    spans: dict[str, dict[str, list[float]]] = {}
+    for a in alerts:
+        if a.kind == "device":
+            span = spans.setdefault(a.devices[0], {}).setdefault(a.alert_id, [(a.onset_ts - t0) / w, np.inf])
+            if a.state != "firing":
+                span[1] = (a.ts - t0) / w
+    return {d: [tuple(x) for x in v.values()] for d, v in spans.items()}
 
 
 def _group_sets(group: str, truth: dict, n: int) -> str:
