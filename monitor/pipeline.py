@@ -58,6 +58,8 @@ class Recording:
     shadow: list[float] = field(default_factory=list)      # unguarded shadow's forecast
     isolated: list[tuple[str, float]] = field(default_factory=list)  # (device, window start) it left the consensus
     #                                                                    as a member of a colluding set
+    excluded: list[tuple[str, float]] = field(default_factory=list)  # the same for any reason: its own alarm,
+    #                                                                  quarantine or a set
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Pipeline:
         self.settings = settings
         self.recording = Recording() if record else None
         self._isolated_before: set[int] = set()
+        self._excluded_before: set[int] = set()
         self.window_seconds = window_seconds or settings.window_seconds
         if self.window_seconds is None:
             raise ValueError("detection.window_seconds is not set and was not inferred")
@@ -211,7 +214,12 @@ class Pipeline:
             untrusted = self._untrusted(rnd.devices)
         members = self.collusion.members()  # the sets as they stand before this round's scan
         if self.recording is not None:
-            self._record_isolated(rnd, members)
+            self._isolated_before = self._record_left(rnd, set(members.tolist()), self._isolated_before,
+                                                      self.recording.isolated)
+            here = set(rnd.devices[present].tolist())  # devices not in this round stay as they were
+            self._excluded_before = self._record_left(
+                rnd, (self._excluded_before - here) | set(rnd.devices[untrusted].tolist()),
+                self._excluded_before, self.recording.excluded)
         # probation: a device still warming up enters the consensus only while its group has too few
         # established ones (a fresh fleet); trust is earned, so a flood of new ids cannot move it
         learned = self.devices.learned(np.maximum(rnd.devices, 0))
@@ -411,19 +419,20 @@ class Pipeline:
             evidence={"detector": "relearn", **evidence,
                       "note": "most of the group was out of the consensus for long: its devices are learned afresh"})
 
-    def _record_isolated(self, rnd: WindowRound, members: np.ndarray) -> None:
-        """Record the devices that leave the consensus in this round as members of a colluding set."""
-        now = set(members.tolist())
-        new = now - self._isolated_before
-        self._isolated_before = now
+    def _record_left(self, rnd: WindowRound, now: set[int], before: set[int], out: list) -> set[int]:
+        """Append to ``out`` the devices of ``now`` not out of the consensus ``before`` this round, with
+        their window's start; returns the devices out after it."""
+        new = now - before
+        now = set(now)
         if new:
             row = {int(g): r for r, g in enumerate(rnd.groups.tolist())}
             for d in sorted(new):
                 r = row.get(int(self.registry.device_group[d]))
                 if r is not None:
-                    self.recording.isolated.append((self.registry.device_names[d], float(rnd.windows[r] * self.window_seconds)))
-                else:  # its group has no window in this round: it is isolated from its group's next one
-                    self._isolated_before.discard(d)
+                    out.append((self.registry.device_names[d], float(rnd.windows[r] * self.window_seconds)))
+                else:  # its group has no window in this round: it leaves from its group's next one
+                    now.discard(d)
+        return now
 
     def _restart_alerts(self, dev: np.ndarray, batch: DecodedBatch, restart: np.ndarray, out: StepResult) -> None:
         """A ``device/restart`` alert for each device whose sequence numbers started again."""

@@ -292,3 +292,20 @@ def test_a_common_shift_of_the_offsets_is_pulled_back_to_the_median_device():
     pinned = _consensus_after_common_shift(pin=1.0, shift=1.0) - _consensus_after_common_shift(pin=1.0, shift=0.0)
     assert abs(np.mean(free) + 1.0) < 0.01   # the consensus moved down by the shift and stayed there
     assert abs(np.mean(pinned)) < 0.01       # pulled back (at 0.05 per window, over 200 windows)
+
+
+def test_the_recording_says_when_devices_leave_the_consensus_and_why():
+    """A lone liar leaves the consensus by its own alarm (``excluded``), not as a set member
+    (``isolated``); both lists name each departure once, at its window's start."""
+    sim = FleetSimulator(Scenario(groups=2, devices_per_group=10, samples=400, attacks=[
+        AttackSpec(type="bias", group=0, count=1, start=200, magnitude=5.0)]), seed=5)
+    p = Pipeline(DetectionSettings(), window_seconds=60.0, record=True)
+    alerts = [a for b in batches(list(sim.readings()), 4000) for a in p.process(b).alerts] + p.flush().alerts
+    liar = next(r["device_id"] for r in sim.labels() if r["type"] == "bias")
+    start = sim.scenario.start_ts + 200 * 60
+    left = [t for d, t in p.recording.excluded if d == liar]
+    assert left and start <= left[0] <= start + 10 * 60
+    assert all(d != liar for d, _ in p.recording.isolated)
+    assert len(set(p.recording.excluded)) == len(p.recording.excluded)
+    alarmed = {a.devices[0] for a in alerts if a.kind == "device"}
+    assert {d for d, _ in p.recording.excluded} <= alarmed | {d for d, _ in p.recording.isolated}

@@ -230,6 +230,8 @@ def terminal(agg: dict, title: str) -> None:
         console.print(f"isolation: {iso['isolated']}/{iso['sets']} sets half out of the consensus, median after "
                       f"{_f(_div(iso['delay_median_s'], agg['interval_s']), 1)} samples; " + ", ".join(
                           f"{k}: {v['isolated']}/{v['sets']} at {_f(_div(v['delay_median_s'], agg['interval_s']), 1)}"
+                          + (f" (any reason {v['isolated_any']} at {_f(_div(v['delay_any_median_s'], agg['interval_s']), 1)})"
+                             if "isolated_any" in v else "")
                           for k, v in iso.get("per_class", {}).items()))
     tot = (agg.get("alert_types") or {}).get("totals") or {}
     parts = [f"{name} {t['right']}/{t['typed_events']}" for status, name in (("fault", "faults"), ("attack", "attacks"))
@@ -250,13 +252,20 @@ def isolation_section(iso: dict, interval_s: float) -> list[str]:
     """When colluding sets left the consensus (before any alert: a nominated set is isolated at once)."""
     if not iso.get("sets"):
         return []
+    any_reason = "isolated_any" in iso
     rows = [[str(k), _f(v["sets"]), _f(v["isolated"]), _f(_div(v["delay_median_s"], interval_s), 1)]
+            + ([_f(v["isolated_any"]), _f(_div(v["delay_any_median_s"], interval_s), 1)] if any_reason else [])
             for k, v in [("all sets", iso)] + list(iso.get("per_class", {}).items())]
+    head = ["sets", "count", "isolated (half the members)", "isolation delay median (samples)"]
     return ["#### Isolation: when each set left the consensus", "",
             "A set counts as isolated when half its members have been taken out of the consensus as members of a "
             "nominated or alerted set; delay from the set's start to that moment (the collusion alert itself waits "
-            "for confirmation, see above).", "",
-            _table(["sets", "count", "isolated (half the members)", "isolation delay median (samples)"], rows), ""]
+            "for confirmation, see above)."
+            + (" Out for any reason: the same, counting also a member taken out by an alarm of its own or by "
+               "quarantine (a small set's members often trip their own detectors before the set is named)."
+               if any_reason else ""), "",
+            _table(head + (["out for any reason (half the members)", "delay median (samples)"] if any_reason else []),
+                   rows), ""]
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -172,7 +172,7 @@ def evaluate(data: EvalData, settings: DetectionSettings | None = None, clean: E
               events=truth.events, event_days=truth.event_days, fault_days=truth.fault_days, beyond=beyond)
     result["detectors"][MONITOR] = score_device_events(dev_alarms, truth.attacks, **kw)
     result["collusion"] = score_collusion(coll_alarms, truth.sets, truth.event_groups, grace, isolated=rec.isolated,
-                                          group_sizes=sizes)
+                                          excluded=rec.excluded, group_sizes=sizes)
     # alert types (the monitor's own device alerts only: baselines have no types)
     device_ids = {a.alert_id for a in alerts if a.kind == "device"}
     result["alert_types"] = score_alert_types([i for i in dev_alarms if i.key in device_ids], truth.singles,

@@ -177,7 +177,8 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
-def isolation_delays(sets: list[Interval], isolated: list[tuple[str, float]], grace: float = 0.0) -> list[dict]:
+def isolation_delays(sets: list[Interval], isolated: list[tuple[str, float]], grace: float = 0.0,
+                     excluded: list[tuple[str, float]] | None = None) -> list[dict]:
     """When each colluding set was taken out of the consensus.
 
     ``isolated``: (device, time) each time a device left the consensus as a
@@ -185,28 +186,37 @@ def isolation_delays(sets: list[Interval], isolated: list[tuple[str, float]], gr
     recording. A member's delay is from the set's start to its first such time
     within the set (up to ``grace`` after its end); the set's delay is that of
     its median member (half the set out), None if fewer than half were.
+    ``excluded``: the same for any reason (a member's own alarm, quarantine, a set);
+    ``delay_any_s`` is then the set's delay counting those times too.
 
     >>> sets = [Interval("", "g", 100, 500, "collusion 0.5σ", ("a", "b", "c"))]
-    >>> r = isolation_delays(sets, [("a", 40.0), ("a", 160.0), ("b", 220.0), ("x", 150.0)])[0]
-    >>> r["delay_s"], r["members_isolated"], r["members"]
-    (120.0, 2, 3)
+    >>> r = isolation_delays(sets, [("a", 40.0), ("a", 160.0), ("b", 220.0), ("x", 150.0)], excluded=[("b", 130.0)])[0]
+    >>> r["delay_s"], r["members_isolated"], r["members"], r["delay_any_s"]
+    (120.0, 2, 3, 60.0)
     """
-    times: dict[str, list[float]] = defaultdict(list)
-    for d, t in isolated:
-        times[d].append(t)
-    out = []
-    for s in sets:
-        within = ([t for t in times[d] if s.start <= t < s.end + grace] for d in s.members)
-        delays = sorted(min(ts) - s.start for ts in within if ts)
-        half = (len(s.members) + 1) // 2
-        out.append({"group": s.group, "class": s.type, "members": len(s.members), "members_isolated": len(delays),
-                    "delay_s": delays[half - 1] if len(delays) >= half else None})
+    out = [{"group": s.group, "class": s.type, "members": len(s.members)} | _half_out(s, isolated, grace)
+           for s in sets]
+    if excluded is not None:
+        for row, s in zip(out, sets):
+            row["delay_any_s"] = _half_out(s, isolated + excluded, grace)["delay_s"]
     return out
+
+
+def _half_out(s: Interval, left: list[tuple[str, float]], grace: float) -> dict:
+    """Members of ``s`` that left (``left``: (device, time)) within it, and when half of them had."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for d, t in left:
+        times[d].append(t)
+    within = ([t for t in times[d] if s.start <= t < s.end + grace] for d in s.members)
+    delays = sorted(min(ts) - s.start for ts in within if ts)
+    half = (len(s.members) + 1) // 2
+    return {"members_isolated": len(delays), "delay_s": delays[half - 1] if len(delays) >= half else None}
 
 
 def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[Interval], grace: float = 0.0,
                     match: float = 0.5, isolated: list[tuple[str, float]] | None = None,
-                    group_sizes: dict[str, int] | None = None, within: float = BAR_FRACTION) -> dict:
+                    group_sizes: dict[str, int] | None = None, within: float = BAR_FRACTION,
+                    excluded: list[tuple[str, float]] | None = None) -> dict:
     """Colluding sets reported as one alert naming the members.
 
     ``alarms``: collusion alerts (``members`` = the devices named, latest
@@ -214,7 +224,7 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     interval); ``events``: benign correlated events (``members``, interval).
     A set is found if an alert in its group overlapping it names members with
     Jaccard >= ``match``; an alert matching no set is a false collusion alert.
-    With ``isolated`` (see `isolation_delays`), also when each set left the consensus.
+    With ``isolated`` (and ``excluded``, see `isolation_delays`), also when each set left the consensus.
     With ``group_sizes`` (devices per group), also the same scores over the sets of at most
     ``within`` of their group (``bar``: the scope of the collusion bar); there, an alert matching
     only larger sets counts neither way. ``bar_groups``: the same over the groups whose sets are all
@@ -226,7 +236,7 @@ def score_collusion(alarms: list[Interval], sets: list[Interval], events: list[I
     >>> s["sets_found"], s["jaccard_mean"], s["false_collusion_alerts"]
     (1, 0.75, 0)
     """
-    iso = isolation_delays(sets, isolated, grace) if isolated is not None else []
+    iso = isolation_delays(sets, isolated, grace, excluded) if isolated is not None else []
     found, best_j, delays = 0, [], []
     matched: dict[int, set[int]] = defaultdict(set)  # alarm -> the sets it names
     for k, s in enumerate(sets):
@@ -305,7 +315,11 @@ def _isolation_summary(rows: list[dict]) -> dict:
     """Sets isolated (half their members out of the consensus) and the median delay, overall and per class."""
     def summary(rs: list[dict]) -> dict:
         d = [r["delay_s"] for r in rs if r["delay_s"] is not None]
-        return {"sets": len(rs), "isolated": len(d), "delay_median_s": float(np.median(d)) if d else None}
+        out = {"sets": len(rs), "isolated": len(d), "delay_median_s": float(np.median(d)) if d else None}
+        if rs and all("delay_any_s" in r for r in rs):
+            a = [r["delay_any_s"] for r in rs if r["delay_any_s"] is not None]
+            out |= {"isolated_any": len(a), "delay_any_median_s": float(np.median(a)) if a else None}
+        return out
     classes = sorted({r["class"] for r in rows}, key=str)
     return {"isolation": summary(rows) | {"per_class": {str(c): summary([r for r in rows if r["class"] == c])
                                                         for c in classes}, "per_set": rows}}
