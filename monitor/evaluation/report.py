@@ -227,10 +227,11 @@ def terminal(agg: dict, title: str) -> None:
                       f"{g['false_collusion_alerts']} false, F1 {_f(g['f1'])}")
     iso = c.get("isolation") or {}
     if iso.get("sets"):
+        samples = lambda key, v: _f(_div(v[key], agg["interval_s"]), 1)  # noqa: E731
         console.print(f"isolation: {iso['isolated']}/{iso['sets']} sets half out of the consensus, median after "
-                      f"{_f(_div(iso['delay_median_s'], agg['interval_s']), 1)} samples; " + ", ".join(
-                          f"{k}: {v['isolated']}/{v['sets']} at {_f(_div(v['delay_median_s'], agg['interval_s']), 1)}"
-                          + (f" (any reason {v['isolated_any']} at {_f(_div(v['delay_any_median_s'], agg['interval_s']), 1)})"
+                      f"{samples('delay_median_s', iso)} samples; " + ", ".join(
+                          f"{k}: {v['isolated']}/{v['sets']} at {samples('delay_median_s', v)}"
+                          + (f" (any reason {v['isolated_any']} at {samples('delay_any_median_s', v)})"
                              if "isolated_any" in v else "")
                           for k, v in iso.get("per_class", {}).items()))
     tot = (agg.get("alert_types") or {}).get("totals") or {}
