@@ -420,10 +420,9 @@ class Pipeline:
                       "note": "most of the group was out of the consensus for long: its devices are learned afresh"})
 
     def _record_left(self, rnd: WindowRound, now: set[int], before: set[int], out: list) -> set[int]:
-        """Append to ``out`` the devices of ``now`` not out of the consensus ``before`` this round, with
-        their window's start; returns the devices out after it."""
+        """Append to ``out`` the devices of ``now`` (a set of this call's own) not out of the consensus
+        ``before`` this round, with their window's start; returns the devices out after it."""
         new = now - before
-        now = set(now)
         if new:
             row = {int(g): r for r, g in enumerate(rnd.groups.tolist())}
             for d in sorted(new):

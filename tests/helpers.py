@@ -20,8 +20,9 @@ def batches(readings: list[dict], size: int):
 
 
 def run_pipeline(readings: list[dict], batch_size: int = 4000, settings: DetectionSettings | None = None,
-                 window_seconds: float = 60.0, flush: bool = True) -> tuple[Pipeline, list[Alert]]:
-    p = Pipeline(settings or DetectionSettings(), window_seconds=window_seconds)
+                 window_seconds: float = 60.0, flush: bool = True,
+                 record: bool = False) -> tuple[Pipeline, list[Alert]]:
+    p = Pipeline(settings or DetectionSettings(), window_seconds=window_seconds, record=record)
     alerts: list[Alert] = []
     for b in batches(readings, batch_size):
         alerts += p.process(b).alerts

@@ -267,8 +267,7 @@ def _consensus_after_common_shift(pin: float, shift: float) -> np.ndarray:
 
 def _pinned_consensus(sim) -> tuple[np.ndarray, list]:
     """site-00's consensus over the last 200 windows with the offsets pinned, and the alerts."""
-    p = Pipeline(DetectionSettings(alpha=0.02, offset_pin=1.0), window_seconds=60.0, record=True)
-    alerts = [a for b in batches(list(sim.readings()), 4000) for a in p.process(b).alerts] + p.flush().alerts
+    p, alerts = run_pipeline(list(sim.readings()), settings=DetectionSettings(alpha=0.02, offset_pin=1.0), record=True)
     group = p.registry.group_names.index("site-00/temperature")
     cons = {w: c for g, w, c in zip(p.recording.group, p.recording.window, p.recording.consensus) if g == group}
     return np.array([cons[w] for w in sorted(cons)[-200:]]), alerts
@@ -299,8 +298,7 @@ def test_the_recording_says_when_devices_leave_the_consensus_and_why():
     (``isolated``); both lists name each departure once, at its window's start."""
     sim = FleetSimulator(Scenario(groups=2, devices_per_group=10, samples=400, attacks=[
         AttackSpec(type="bias", group=0, count=1, start=200, magnitude=5.0)]), seed=5)
-    p = Pipeline(DetectionSettings(), window_seconds=60.0, record=True)
-    alerts = [a for b in batches(list(sim.readings()), 4000) for a in p.process(b).alerts] + p.flush().alerts
+    p, alerts = run_pipeline(list(sim.readings()), record=True)
     liar = next(r["device_id"] for r in sim.labels() if r["type"] == "bias")
     start = sim.scenario.start_ts + 200 * 60
     left = [t for d, t in p.recording.excluded if d == liar]

@@ -194,19 +194,26 @@ def isolation_delays(sets: list[Interval], isolated: list[tuple[str, float]], gr
     >>> r["delay_s"], r["members_isolated"], r["members"], r["delay_any_s"]
     (120.0, 2, 3, 60.0)
     """
-    out = [{"group": s.group, "class": s.type, "members": len(s.members)} | _half_out(s, isolated, grace)
+    times = _times(isolated)
+    out = [{"group": s.group, "class": s.type, "members": len(s.members)} | _half_out(s, times, grace)
            for s in sets]
     if excluded is not None:
+        times = _times(isolated + excluded)
         for row, s in zip(out, sets):
-            row["delay_any_s"] = _half_out(s, isolated + excluded, grace)["delay_s"]
+            row["delay_any_s"] = _half_out(s, times, grace)["delay_s"]
     return out
 
 
-def _half_out(s: Interval, left: list[tuple[str, float]], grace: float) -> dict:
-    """Members of ``s`` that left (``left``: (device, time)) within it, and when half of them had."""
+def _times(left: list[tuple[str, float]]) -> dict[str, list[float]]:
+    """(device, time) pairs as the times of each device."""
     times: dict[str, list[float]] = defaultdict(list)
     for d, t in left:
         times[d].append(t)
+    return times
+
+
+def _half_out(s: Interval, times: dict[str, list[float]], grace: float) -> dict:
+    """Members of ``s`` that left (``times``: per device) within it, and when half of them had."""
     within = ([t for t in times[d] if s.start <= t < s.end + grace] for d in s.members)
     delays = sorted(min(ts) - s.start for ts in within if ts)
     half = (len(s.members) + 1) // 2
