@@ -6,7 +6,7 @@ For each seed: the true colluding sets (type, start, members), then one line per
 nomination, alert and drop of a held set, in order: the window (samples from
 the start), the group, the true sets its devices belong to, the devices (``*``:
 a member of a true set at any time) and, for a nomination, its scan evidence
-and direction; for an alert, the members' chi-square per degree of freedom and
+and direction (and whether it resumes the hold of a set that faded: ``collusion_recur_seconds``); for an alert, the members' chi-square per degree of freedom and
 common shift; for a drop, why (the outcome `poison_monitor_collusion_holds_total`
 counts: faded, unshifted, heterogeneous, outsiders, relearned). The detector's
 ``nominate``, ``_confirm`` and ``forget_group`` are wrapped to print; nothing else
@@ -36,9 +36,12 @@ def main() -> None:
     nominate, confirm, forget = CollusionDetector.nominate, CollusionDetector._confirm, CollusionDetector.forget_group
 
     def traced_nominate(self, group, window, nom):
+        before = self._outcomes["resumed"]
+        out = nominate(self, group, window, nom)
         log.append((window, "held", group, [int(m) for m in nom.members],
-                    f"evidence {nom.evidence:.1f}, {'high' if nom.direction > 0 else 'low'}"))
-        return nominate(self, group, window, nom)
+                    f"evidence {nom.evidence:.1f}, {'high' if nom.direction > 0 else 'low'}"
+                    + (", resumes the hold of the set that faded" if self._outcomes["resumed"] > before else "")))
+        return out
 
     def traced_confirm(self, s, window, *rest):
         before = dict(self._outcomes)

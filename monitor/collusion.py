@@ -27,7 +27,9 @@ when ``outsiders`` of them are shifted the set's way by other amounts than its m
 on a wall heats devices by many sizes, and the scan names the cluster that agrees best), the
 set is dropped as well. A set whose members disagree is dropped and the group is not
 re-examined for ``cooldown`` windows; one whose deviation fades first is
-dropped as transient. When the scan finds two opposite camps that together
+dropped as transient, but remembered for ``recur`` windows: nominated again (same direction, sharing at least
+``min_members`` devices and half the smaller set) it goes on with the hold it had, so an intermittent set, or a
+poisoner's next episode, is confirmed over its active spells. When the scan finds two opposite camps that together
 make up most of the group (``split``) and deviate by about as much each
 (within ``split_ratio``), say half the devices shifted, nothing
 is nominated: there is no telling which camp is honest, and the group's
@@ -40,7 +42,8 @@ the set's direction. The set resolves after ``quiet`` windows with fewer
 than ``min_members`` members still deviating.
 
 State per device: three float64 means. Per group: at most one active set (plain
-numbers; while it is held, three sums for each device of the group) and a cool-down deadline.
+numbers; while it is held, three sums for each device of the group), at most one faded set
+(the same) and a cool-down deadline.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ import numpy as np
 from monitor.scan import evidence_bounds, row_median, subset_scan
 
 
-OUTCOMES = ("nominated", "alerted", "faded", "unshifted", "heterogeneous", "outsiders", "relearned")
-"""What becomes of the sets the scan nominates: held (``nominated``), then ``alerted``, or dropped because
+OUTCOMES = ("nominated", "resumed", "alerted", "faded", "unshifted", "heterogeneous", "outsiders", "relearned")
+"""What becomes of the sets the scan nominates: held (``nominated``; ``resumed`` as well when it is a set
+that faded coming back, whose hold goes on), then ``alerted``, or dropped because
 their deviation ``faded`` during the hold, their members were no longer shifted over it (``unshifted``),
 disagreed on the shift (``heterogeneous``), devices outside shifted their way by other amounts
 (``outsiders``), or their group was learned afresh (``relearned``)."""
@@ -120,18 +124,19 @@ class CollusionDetector:
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
                  split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
-                 penalty: str = "calibrated", outsiders: int = 2) -> None:
+                 penalty: str = "calibrated", outsiders: int = 2, recur: int = 0) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
                 and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0
-                and penalty in ("calibrated", "union") and outsiders >= 0):
+                and penalty in ("calibrated", "union") and outsiders >= 0 and recur >= 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
         self.extend_z, self.confirm_z, self.penalty, self.outsiders = extend_z, confirm_z, penalty, outsiders
+        self.recur = recur
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -139,6 +144,7 @@ class CollusionDetector:
         self._blocked: dict[int, int] = {}  # group -> window until which no set is nominated
         self._split: set[int] = set()       # groups split in two camps at the last scan
         self._active: dict[int, CollusionSet] = {}
+        self._faded: dict[int, tuple[int, CollusionSet]] = {}  # group -> (window, set) of its last faded set
         self._outcomes = dict.fromkeys(OUTCOMES, 0)  # held sets by outcome since the last `drain_outcomes`
 
     # ------------------------------------------------------------ per device
@@ -310,10 +316,17 @@ class CollusionDetector:
         self._split.discard(group)  # one camp is named: the consensus has the other
         self._outcomes["nominated"] += 1
         onset = float(max(window - self.memory_of(nom.scale), 0))
-        self._active[group] = CollusionSet(group=group, direction=nom.direction, onset=onset,
-                                           members=[int(m) for m in nom.members], score=nom.evidence,
-                                           scale=nom.scale, nominated=window,
-                                           new_members=[int(m) for m in nom.members])
+        members = [int(m) for m in nom.members]
+        s = CollusionSet(group=group, direction=nom.direction, onset=onset, members=members, score=nom.evidence,
+                         scale=nom.scale, nominated=window, new_members=list(members))
+        faded = self._faded.pop(group, None)
+        common = 0 if faded is None else len(set(members) & set(faded[1].members))
+        if faded is not None and window - faded[0] <= self.recur and faded[1].direction == nom.direction \
+                and common >= self.min_members and 2 * common >= min(len(members), len(faded[1].members)):
+            # the same set again (an intermittent set, a poisoner's next episode): its hold goes on
+            s.onset, s.shifts = min(onset, faded[1].onset), faded[1].shifts
+            self._outcomes["resumed"] += 1
+        self._active[group] = s
 
     def update(self, group: int, window: int, devices: np.ndarray, z: np.ndarray,
                scale: np.ndarray | None = None) -> list[CollusionEvent]:
@@ -346,6 +359,8 @@ class CollusionDetector:
         if self._still(s) < self.min_members:
             self._close(s)  # the deviation faded before it could be confirmed: transient
             self._outcomes["faded"] += 1
+            if self.recur:  # unless it comes back: remembered, with what its hold measured
+                self._faded[s.group] = (window, s)
             return []
         ids = np.fromiter(s.shifts, dtype=np.int64, count=len(s.shifts))
         acc = np.array(list(s.shifts.values())).reshape(-1, 3)
@@ -410,6 +425,7 @@ class CollusionDetector:
             self._outcomes["relearned"] += 1
         self._split.discard(group)
         self._blocked.pop(group, None)
+        self._faded.pop(group, None)
         self._ewma[devices] = 0.0
         return [CollusionEvent("resolved", s, window)] if s is not None and s.confirmed else []
 
@@ -421,22 +437,29 @@ class CollusionDetector:
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        return {"ewma": self._ewma.tolist(), "active": [
-            {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
-             "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
-             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
-             "new_members": list(s.new_members),
-             "shifts": [[d, *v] for d, v in s.shifts.items()]}
-            for s in self._active.values()], "blocked": [[g, w] for g, w in self._blocked.items()],
-            "split": sorted(self._split)}
+        return {"ewma": self._ewma.tolist(), "active": [_set_state(s) for s in self._active.values()],
+                "faded": [[w, _set_state(s)] for w, s in self._faded.values()],
+                "blocked": [[g, w] for g, w in self._blocked.items()], "split": sorted(self._split)}
 
     def load_state_dict(self, state: dict) -> None:
         self._ewma = np.asarray(state.get("ewma", []), dtype=np.float64).reshape(-1, 3)
-        self._active = {}
-        for s in state["active"]:
-            sums = {int(d): [a, n] for d, a, n in s["sums"]}
-            shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
-            self._active[s["group"]] = CollusionSet(**{**s, "sums": sums, "shifts": shifts, "members": list(s["members"]),
-                                                       "new_members": list(s.get("new_members", []))})
+        self._active = {s["group"]: _set_from(s) for s in state["active"]}
+        self._faded = {s["group"]: (int(w), _set_from(s)) for w, s in state.get("faded", [])}
         self._blocked = {int(g): int(w) for g, w in state.get("blocked", [])}
         self._split = {int(g) for g in state.get("split", [])}
+
+
+def _set_state(s: CollusionSet) -> dict:
+    """A set as plain JSON-able numbers."""
+    return {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
+            "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
+            "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
+            "new_members": list(s.new_members), "shifts": [[d, *v] for d, v in s.shifts.items()]}
+
+
+def _set_from(s: dict) -> CollusionSet:
+    """The inverse of `_set_state`."""
+    sums = {int(d): [a, n] for d, a, n in s["sums"]}
+    shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
+    return CollusionSet(**{**s, "sums": sums, "shifts": shifts, "members": list(s["members"]),
+                           "new_members": list(s.get("new_members", []))})

@@ -121,3 +121,24 @@ def test_state_round_trips():
     other = CollusionDetector(confirm=30)
     other.load_state_dict(det.state_dict())
     assert other.state_dict() == det.state_dict()
+
+
+def test_an_intermittent_set_is_confirmed_over_its_active_spells():
+    """Four devices shifted by 3σ for 15 windows of every 60: each spell ends before a 30-window hold
+    does, so the set fades each time. Remembered (``recur``), its hold goes on in the next spell and it
+    is alerted, with the first spell's onset; forgotten, it never is. The state keeps the faded set."""
+    liars = np.arange(N) < 4
+    spell = lambda w: np.where(liars & (w >= 100) & ((w - 100) % 60 < 15), 3.0, 0.0)  # noqa: E731
+    _, events = run(spell, windows=400)
+    assert events == []
+    det, events = run(spell, windows=200, recur=100)
+    assert [e[0] for e in events] == ["firing"] and events[0][1] == [0, 1, 2, 3], events
+    assert events[0][2] > 160                         # not within the first spell
+    (s,) = det.confirmed()
+    assert s.onset < 110
+    det2, _ = run(spell, windows=130, recur=100)      # mid-way: the first spell has faded
+    state = det2.state_dict()
+    assert state["faded"]
+    det3 = CollusionDetector(confirm=30, recur=100)
+    det3.load_state_dict(state)
+    assert det3.state_dict() == state

@@ -78,7 +78,8 @@ def alert_intervals(alerts: list[Alert], t_end: float) -> tuple[list[Interval], 
         elif a.kind in ("collusion", "input"):
             c = coll.setdefault(a.alert_id, {"group": a.group, "start": a.ts, "end": math.inf, "members": set(),
                                              "kind": a.kind, "type": a.type})
-            if a.state == "firing":
+            if a.state == "firing":  # (again: a set seen anew after it resolved is the same alert)
+                c["end"] = math.inf
                 c["members"] |= set(a.devices)
                 for d in a.devices:
                     member_start.setdefault((a.alert_id, d), a.ts)

@@ -111,3 +111,18 @@ def test_any_csv_of_readings_replays_with_injected_attacks(tmp_path):
     data = inject(clean, attacks, seed=2)
     r = evaluate(data, DetectionSettings(), clean=clean, device_baselines={}, consensus_baselines={})
     assert r["detectors"][MONITOR]["recall"] == 1.0
+
+
+def test_a_collusion_alert_that_fires_again_after_resolving_is_open_again():
+    """One alert id: firing, resolved, firing again (the same set come back). Its event runs from its
+    first firing and stays open; its members are every device it named."""
+    from monitor.alerts import make_alert
+    from monitor.evaluation.runner import alert_intervals
+
+    def alert(state, ts, devices):
+        return make_alert(alert_id="c1", state=state, kind="collusion", type_="collusion", group="g",
+                          devices=devices, onset_ts=0.0, ts=ts, score=20.0, evidence={})
+
+    _, sets = alert_intervals([alert("firing", 10.0, ["a", "b"]), alert("resolved", 20.0, ["a", "b"]),
+                               alert("firing", 50.0, ["a", "c"])], t_end=100.0)
+    assert [(s.start, s.end, s.members) for s in sets] == [(10.0, float("inf"), ("a", "b", "c"))]
