@@ -28,7 +28,8 @@ on a wall heats devices by many sizes, and the scan names the cluster that agree
 set is dropped as well. A set whose members disagree is dropped and the group is not
 re-examined for ``cooldown`` windows; one whose deviation fades first is
 dropped as transient, but remembered for ``recur`` windows: nominated again (same direction, sharing at least
-``min_members`` devices and half the smaller set) it goes on with the hold it had, so an intermittent set, or a
+``min_members`` devices and half the smaller set, the members of the faded sets whose hold it had resumed
+counted in) it goes on with the hold it had, so an intermittent set, or a
 poisoner's next episode, is confirmed over its active spells. When the scan finds two opposite camps that together
 make up most of the group (``split``) and deviate by about as much each
 (within ``split_ratio``), say half the devices shifted, nothing
@@ -81,6 +82,7 @@ class CollusionSet:
     homogeneity: float = 0.0     # chi-square per degree of freedom of the members' shifts
     shift: float = 0.0           # the members' common shift at confirmation, in their own sigmas
     nominated: int = 0           # window of the nomination
+    seen: list[int] = field(default_factory=list)  # members of the faded sets whose hold it resumed, and its own
 
 
 @dataclass(frozen=True)
@@ -320,11 +322,13 @@ class CollusionDetector:
         s = CollusionSet(group=group, direction=nom.direction, onset=onset, members=members, score=nom.evidence,
                          scale=nom.scale, nominated=window, new_members=list(members))
         faded = self._faded.pop(group, None)
-        common = 0 if faded is None else len(set(members) & set(faded[1].members))
+        before = set() if faded is None else set(faded[1].seen or faded[1].members)
+        common = len(set(members) & before)
         if faded is not None and window - faded[0] <= self.recur and faded[1].direction == nom.direction \
-                and common >= self.min_members and 2 * common >= min(len(members), len(faded[1].members)):
+                and common >= self.min_members and 2 * common >= min(len(members), len(before)):
             # the same set again (an intermittent set, a poisoner's next episode): its hold goes on
             s.onset, s.shifts = min(onset, faded[1].onset), faded[1].shifts
+            s.seen = sorted(before | set(members))
             self._outcomes["resumed"] += 1
         self._active[group] = s
 
@@ -454,7 +458,8 @@ def _set_state(s: CollusionSet) -> dict:
     return {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
             "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
-            "new_members": list(s.new_members), "shifts": [[d, *v] for d, v in s.shifts.items()]}
+            "new_members": list(s.new_members), "shifts": [[d, *v] for d, v in s.shifts.items()],
+            "seen": list(s.seen)}
 
 
 def _set_from(s: dict) -> CollusionSet:
@@ -462,4 +467,4 @@ def _set_from(s: dict) -> CollusionSet:
     sums = {int(d): [a, n] for d, a, n in s["sums"]}
     shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
     return CollusionSet(**{**s, "sums": sums, "shifts": shifts, "members": list(s["members"]),
-                           "new_members": list(s.get("new_members", []))})
+                           "new_members": list(s.get("new_members", [])), "seen": list(s.get("seen", []))})

@@ -142,3 +142,21 @@ def test_an_intermittent_set_is_confirmed_over_its_active_spells():
     det3 = CollusionDetector(confirm=30, recur=100)
     det3.load_state_dict(state)
     assert det3.state_dict() == state
+
+
+def test_a_faded_set_is_resumed_only_by_a_nomination_sharing_enough_of_it():
+    """A nomination resumes the hold of the group's last faded set when it shares at least
+    ``min_members`` devices and half of the smaller of the two, counting every member of the faded
+    sets that hold already resumed (an intermittent set is found as different parts of itself); a
+    fast drifter named with another honest partner each time resumes nothing."""
+    def outcomes(nominations):
+        det = CollusionDetector(confirm=30, recur=100)
+        det.resize(N)
+        for w, members in nominations:  # each held set fades at once: no mean stands out
+            det.nominate(0, w, Nomination(row=0, direction=1, scale=0, members=np.array(members), evidence=15.0))
+            det.update(0, w + 1, np.arange(N), np.zeros(N), np.ones(N))
+        return det.drain_outcomes()
+
+    assert outcomes([(0, [0, 1, 2, 3, 4, 5]), (5, [0, 1]), (10, [2, 3, 4])])["resumed"] == 2
+    assert outcomes([(0, [7, 8]), (5, [7, 9]), (10, [7, 10])])["resumed"] == 0
+    assert outcomes([(0, [0, 1, 2]), (500, [0, 1, 2])])["resumed"] == 0  # too late
