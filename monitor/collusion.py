@@ -27,11 +27,12 @@ when ``outsiders`` of them are shifted the set's way by other amounts than its m
 on a wall heats devices by many sizes, and the scan names the cluster that agrees best), the
 set is dropped as well. A set whose members disagree is dropped and the group is not
 re-examined for ``cooldown`` windows; one whose deviation fades first is
-dropped as transient, but remembered for ``recur`` windows: nominated again (same direction, sharing at least
-``min_members`` devices and half the smaller set, the members of the faded sets whose hold it had resumed
+dropped as transient, but remembered for ``recur`` windows: nominated again
+(same direction, sharing at least ``min_members`` devices and half the
+smaller set, the members of the faded sets whose hold it had resumed
 counted in) it goes on with the hold it had, so an intermittent set, or a
-poisoner's next episode, is confirmed over its active spells. When the scan finds two opposite camps that together
-make up most of the group (``split``) and deviate by about as much each
+poisoner's next episode, is confirmed over its active spells. When the scan
+finds two opposite camps that together make up most of the group (``split``) and deviate by about as much each
 (within ``split_ratio``), say half the devices shifted, nothing
 is nominated: there is no telling which camp is honest, and the group's
 consensus abstains (uncertain) until the split ends.
@@ -322,15 +323,23 @@ class CollusionDetector:
         s = CollusionSet(group=group, direction=nom.direction, onset=onset, members=members, score=nom.evidence,
                          scale=nom.scale, nominated=window, new_members=list(members))
         faded = self._faded.pop(group, None)
-        before = set() if faded is None else set(faded[1].seen or faded[1].members)
-        common = len(set(members) & before)
-        if faded is not None and window - faded[0] <= self.recur and faded[1].direction == nom.direction \
-                and common >= self.min_members and 2 * common >= min(len(members), len(before)):
+        if faded is not None and self._resumes(faded, window, nom.direction, members):
             # the same set again (an intermittent set, a poisoner's next episode): its hold goes on
-            s.onset, s.shifts = min(onset, faded[1].onset), faded[1].shifts
-            s.seen = sorted(before | set(members))
+            old = faded[1]
+            s.onset, s.shifts = min(onset, old.onset), old.shifts
+            s.seen = sorted(set(old.seen or old.members).union(members))
             self._outcomes["resumed"] += 1
         self._active[group] = s
+
+    def _resumes(self, faded: tuple[int, CollusionSet], window: int, direction: int, members: list[int]) -> bool:
+        """Whether a nomination is the group's faded set (``faded``: when it faded, the set) come back:
+        within ``recur`` windows, the same direction, and at least ``min_members`` devices and half of
+        the smaller set in common with it (counting the faded sets whose hold it had resumed)."""
+        when, old = faded
+        before = set(old.seen or old.members)
+        common = len(before.intersection(members))
+        return (window - when <= self.recur and old.direction == direction and common >= self.min_members
+                and 2 * common >= min(len(members), len(before)))
 
     def update(self, group: int, window: int, devices: np.ndarray, z: np.ndarray,
                scale: np.ndarray | None = None) -> list[CollusionEvent]:

@@ -13,7 +13,8 @@ import pytest
 from monitor.config import DetectionSettings
 from monitor.evaluation.baselines import CONSENSUS_BASELINES, DEVICE_BASELINES
 from monitor.evaluation.beijing import default_path, duplicate_series
-from monitor.evaluation.runner import MONITOR, evaluate
+from monitor.alerts import make_alert
+from monitor.evaluation.runner import MONITOR, alert_intervals, evaluate
 from simulators import FleetSimulator, preset, to_eval_data
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,9 +117,6 @@ def test_any_csv_of_readings_replays_with_injected_attacks(tmp_path):
 def test_a_collusion_alert_that_fires_again_after_resolving_is_open_again():
     """One alert id: firing, resolved, firing again (the same set come back). Its event runs from its
     first firing and stays open; its members are every device it named."""
-    from monitor.alerts import make_alert
-    from monitor.evaluation.runner import alert_intervals
-
     def alert(state, ts, devices):
         return make_alert(alert_id="c1", state=state, kind="collusion", type_="collusion", group="g",
                           devices=devices, onset_ts=0.0, ts=ts, score=20.0, evidence={})
