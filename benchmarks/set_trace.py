@@ -8,8 +8,9 @@ the start), the group, the true sets its devices belong to, the devices (``*``:
 a member of a true set at any time) and, for a nomination, its scan evidence
 and direction (and whether it resumes the hold of a set that faded:
 ``collusion_recur_seconds``); for an alert, the members' chi-square per
-degree of freedom and common shift; for a drop, why (the outcome `poison_monitor_collusion_holds_total`
-counts: faded, unshifted, heterogeneous, outsiders, relearned). The detector's
+degree of freedom and common shift; for a drop, why (the outcome
+`poison_monitor_collusion_holds_total` counts: faded, unshifted,
+heterogeneous, outsiders, relearned). The detector's
 ``nominate``, ``_confirm`` and ``forget_group`` are wrapped to print; nothing else
 changes. Settings: ``--detection.NAME VALUE`` pairs.
 """

@@ -83,7 +83,7 @@ class CollusionSet:
     homogeneity: float = 0.0     # chi-square per degree of freedom of the members' shifts
     shift: float = 0.0           # the members' common shift at confirmation, in their own sigmas
     nominated: int = 0           # window of the nomination
-    seen: list[int] = field(default_factory=list)  # members of the faded sets whose hold it resumed, and its own
+    seen: list[int] = field(default_factory=list)  # its members and those of the faded sets whose hold it resumed
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,11 @@ class CollusionDetector:
         ends, what it absorbed before the alarm and its natural drift since read as a deviation,
         often the other way (a poisoner between its episodes): it joins sets only in its alarm's
         direction."""
+        if self._faded and windows is not None:  # a faded set is forgotten once ``recur`` windows have passed
+            hit = np.flatnonzero(np.isin(groups, list(self._faded)))
+            for g, w in zip(groups[hit].tolist(), windows[hit].tolist()):
+                if w - self._faded[g][0] > self.recur:
+                    del self._faded[g]
         free = np.ones(len(groups), bool)
         if self._active:
             free &= ~np.isin(groups, list(self._active))
@@ -321,13 +326,13 @@ class CollusionDetector:
         onset = float(max(window - self.memory_of(nom.scale), 0))
         members = [int(m) for m in nom.members]
         s = CollusionSet(group=group, direction=nom.direction, onset=onset, members=members, score=nom.evidence,
-                         scale=nom.scale, nominated=window, new_members=list(members))
+                         scale=nom.scale, nominated=window, new_members=list(members), seen=list(members))
         faded = self._faded.pop(group, None)
         if faded is not None and self._resumes(faded, window, nom.direction, members):
             # the same set again (an intermittent set, a poisoner's next episode): its hold goes on
             old = faded[1]
             s.onset, s.shifts = min(onset, old.onset), old.shifts
-            s.seen = sorted(set(old.seen or old.members).union(members))
+            s.seen = sorted(set(old.seen).union(members))
             self._outcomes["resumed"] += 1
         self._active[group] = s
 
@@ -336,7 +341,7 @@ class CollusionDetector:
         within ``recur`` windows, the same direction, and at least ``min_members`` devices and half of
         the smaller set in common with it (counting the faded sets whose hold it had resumed)."""
         when, old = faded
-        before = set(old.seen or old.members)
+        before = set(old.seen)
         common = len(before.intersection(members))
         return (window - when <= self.recur and old.direction == direction and common >= self.min_members
                 and 2 * common >= min(len(members), len(before)))
@@ -476,4 +481,4 @@ def _set_from(s: dict) -> CollusionSet:
     sums = {int(d): [a, n] for d, a, n in s["sums"]}
     shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
     return CollusionSet(**{**s, "sums": sums, "shifts": shifts, "members": list(s["members"]),
-                           "new_members": list(s.get("new_members", [])), "seen": list(s.get("seen", []))})
+                           "new_members": list(s.get("new_members", [])), "seen": list(s.get("seen", s["members"]))})

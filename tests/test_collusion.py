@@ -160,3 +160,14 @@ def test_a_faded_set_is_resumed_only_by_a_nomination_sharing_enough_of_it():
     assert outcomes([(0, [0, 1, 2, 3, 4, 5]), (5, [0, 1]), (10, [2, 3, 4])])["resumed"] == 2
     assert outcomes([(0, [7, 8]), (5, [7, 9]), (10, [7, 10])])["resumed"] == 0
     assert outcomes([(0, [0, 1, 2]), (500, [0, 1, 2])])["resumed"] == 0  # too late
+
+
+def test_a_faded_set_is_forgotten_after_recur_windows():
+    """One spell only: its set fades, is remembered while it may come back, and then forgotten
+    (the state keeps no stale hold)."""
+    liars = np.arange(N) < 4
+    spell = lambda w: np.where(liars & (100 <= w) & (w < 115), 3.0, 0.0)  # noqa: E731
+    det, _ = run(spell, windows=180, recur=100)
+    assert det.state_dict()["faded"]
+    det, _ = run(spell, windows=400, recur=100)
+    assert det.state_dict()["faded"] == []

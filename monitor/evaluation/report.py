@@ -227,7 +227,9 @@ def terminal(agg: dict, title: str) -> None:
                       f"{g['false_collusion_alerts']} false, F1 {_f(g['f1'])}")
     iso = c.get("isolation") or {}
     if iso.get("sets"):
-        samples = lambda key, v: _f(_div(v[key], agg["interval_s"]), 1)  # noqa: E731
+        def samples(key: str, v: dict) -> str:
+            return _f(_div(v[key], agg["interval_s"]), 1)
+
         console.print(f"isolation: {iso['isolated']}/{iso['sets']} sets half out of the consensus, median after "
                       f"{samples('delay_median_s', iso)} samples; " + ", ".join(
                           f"{k}: {v['isolated']}/{v['sets']} at {samples('delay_median_s', v)}"
