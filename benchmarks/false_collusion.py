@@ -1,6 +1,10 @@
 """Every collusion alert that names no colluding set, with what each named device really is.
 
     python benchmarks/false_collusion.py --scenarios scenarios/tuning/single-device.yaml,scenarios/tuning/slow-drift.yaml --seeds 8,9 [--detection.option value ...]
+    python benchmarks/false_collusion.py --scenarios scenarios/diagnostics/harsh.yaml --seeds 0,1 --world signal.drift_sigma=0
+
+``--world SECTION.FIELD=VALUE`` (repeatable) changes the scenarios' honest world, for
+finding which part of it makes the false alerts.
 
 Runs the monitor on each scenario and seed (simulated, with ground truth) and
 prints one line per collusion alert (its last firing version) none of whose
@@ -26,18 +30,19 @@ import numpy as np
 
 from _replay import fleet_args
 from monitor.evaluation.runner import run_monitor
-from monitor.evaluation.suite import simulated
-from simulators import FleetSimulator, load_scenario
+from simulators import FleetSimulator, load_scenario, to_eval_data
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--all", action="store_true", help="print the alerts that name a set too")
+    ap.add_argument("--world", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                    help="change the scenarios' world, e.g. signal.front_rate_per_day=0 (repeatable)")
     args, scenarios, seeds, settings = fleet_args(ap)
     total = false = 0
     for spec in scenarios:
         for seed in seeds:
-            for data, _ in simulated([spec], [seed]):
+            for data in [to_eval_data(FleetSimulator(_changed(load_scenario(spec), args.world), seed=seed))]:
                 t0, w = float(np.nanmin(data.ts)), data.interval
                 truth: dict[str, list[tuple]] = {}
                 for lab in data.labels:
@@ -45,7 +50,7 @@ def main() -> None:
                         end = np.inf if lab.get("end_ts") is None else (lab["end_ts"] - t0) / w
                         truth.setdefault(lab["device_id"], []).append(
                             (lab["type"], lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
-                sim = FleetSimulator(load_scenario(spec), seed=seed)
+                sim = FleetSimulator(_changed(load_scenario(spec), args.world), seed=seed)
                 drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
                 alerts, *_ = run_monitor(data, settings)
                 latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
@@ -69,6 +74,18 @@ def main() -> None:
                               f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ, chi2/df {a.evidence.get('shift_chi2_per_df')}): "
                               + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
+
+
+def _changed(scenario, changes: list[str]):
+    """The scenario with ``SECTION.FIELD=VALUE`` changes to its ``signal`` or ``delivery``."""
+    for change in changes:
+        key, _, value = change.partition("=")
+        section, _, name = key.partition(".")
+        part = getattr(scenario, section)
+        if section not in ("signal", "delivery") or name not in type(part).model_fields:
+            raise SystemExit(f"--world {change}: expected signal.FIELD=VALUE or delivery.FIELD=VALUE")
+        scenario = scenario.model_copy(update={section: part.model_copy(update={name: float(value)})})
+    return scenario
 
 
 def _alarms(alerts, t0: float, w: float) -> dict[str, list[tuple[float, float]]]:

@@ -94,6 +94,8 @@ class DetectionSettings(_Section):
     collusion_homogeneity: float = Field(2.5, gt=0, description="largest chi-square per degree of freedom of the members' shifts for a set to be alerted")
     collusion_outsiders: int = Field(2, ge=0, description="a nominated set is dropped when this many devices outside it shifted its way over the hold by other amounts than its members (an event of many sizes, such as sun on a wall, not one shift); 0: never")
     collusion_recur_seconds: float = Field(86_400.0, ge=0, description="a set that faded during its hold and is nominated again within this time (same direction, sharing at least collusion_min_members devices and half the smaller set with it and the faded sets whose hold it had resumed) goes on with the hold it had: an intermittent set, or a poisoner's next episode, is confirmed over its active spells (0: never)")
+    collusion_drift_seconds: float = Field(172_800.0, ge=0, description="memory of each device's learned offset's drift (its mean step while it learns); where the offset does not learn (in alarm, in a set) the collusion scan carries it on by that drift, so an honest drifter in alarm does not read ever further off (0: off)")
+    collusion_drift_max: float = Field(1.0, ge=0, description="fastest drift (own sigmas a day) the collusion scan carries a frozen offset on by")
     collusion_cooldown: int = Field(60, ge=0, description="windows a group is not re-examined after a set was dropped as heterogeneous")
     reputation_forget: float = Field(0.995, gt=0, le=1, description="forgetting factor of the beta reputation per window")
     reputation_good_z: float = Field(2.0, gt=0, description="a window with |z| under this is good evidence for a device")

@@ -111,6 +111,8 @@ class Pipeline:
         self.aligner = WindowAligner(self.window_seconds, lateness)
         self.devices = DeviceMonitor(
             warmup=s.warmup, alpha=s.alpha or min(0.5, self.window_seconds / s.learn_seconds),
+            drift_memory=s.collusion_drift_seconds / self.window_seconds,
+            drift_max=s.collusion_drift_max * self.window_seconds / 86400.0,
             cusum=MeanShiftCusum(k=s.cusum_k, h=s.cusum_h, h_off=s.cusum_h_off, clip=s.clip),
             variance=VarianceCusum(ratio=s.noise_ratio, h=s.noise_h, h_off=s.cusum_h_off, clip=s.clip),
             spike=SpikeDetector(threshold=s.spike_z, quiet=s.spike_quiet, pair_z=min(s.spike_pair_z, s.spike_z),
@@ -312,7 +314,8 @@ class Pipeline:
                           "window_seconds": W, **self._copies(events.source[j])}))
 
         # collusion: every scored device's residual means, a subset scan per group, then the sets
-        self.collusion.observe(devices[warm], events.z[warm])
+        zs = events.z - events.behind  # against the offset carried on by its drift where it did not learn
+        self.collusion.observe(devices[warm], zs[warm])
         in_scan = np.zeros(rnd.devices.shape, bool)
         in_scan[rows[warm], cols[warm]] = True
         noise = self.devices.scale(np.maximum(rnd.devices, 0)) if self.settings.collusion_value_units else None
@@ -338,7 +341,7 @@ class Pipeline:
         for r in np.flatnonzero(scored & np.isin(rnd.groups, active)) if active else ():
             g = int(rnd.groups[r])
             sel = (rows == r) & warm
-            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], events.z[sel], events.scale[sel])
+            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], zs[sel], events.scale[sel])
             for ev in evs:
                 out.alerts.append(self._collusion_alert(ev))
 

@@ -33,6 +33,7 @@ class DeviceEvents:
     scale: np.ndarray | None = None  # each device's residual scale in value units (z * scale: the shift)
     slow: np.ndarray | None = None   # per event: a bias/drift verdict came from the slow CUSUM
     source: np.ndarray | None = None  # per event: the device a replay copies (index), -1 if none
+    behind: np.ndarray | None = None  # per device passed: its offset's drift missed while it did not learn, in z
 
 
 class DeviceMonitor:
@@ -46,22 +47,34 @@ class DeviceMonitor:
     ``|z|`` below the clip): score before learning, never learn from what was
     flagged.
 
+    With ``drift_memory`` > 0 (windows) it also learns how fast each learned offset
+    moves once it is a steady average (its mean step, at most ``drift_max`` of the
+    device's own noise per window): an honest sensor's calibration drifts, and where
+    its offset does not learn (in alarm, in a colluding set) the reading moves on by
+    that drift. ``DeviceEvents.behind`` says how far, in z: the collusion scan reads
+    the residual against the offset carried on by it, so that an honest drifter in
+    alarm does not read ever further off and make a set with the next drifters of
+    its group. The detectors here score against the frozen offset, as before.
+
     State per device: ``n``, ``mean``, ``var`` (residual statistics), ``firing``,
     ``type`` (index in TYPES), ``onset``, ``peak``, ``sign`` (direction of a bias or drift
-    alarm), plus each detector's.
+    alarm), ``drift`` and ``behind`` (the offset's drift per window and how far it has
+    carried the device while the offset did not learn), plus each detector's.
     """
 
     def __init__(self, warmup: int = 60, alpha: float = 0.002, min_scale: float = 1e-6,
                  cusum: MeanShiftCusum | None = None, variance: VarianceCusum | None = None,
                  spike: SpikeDetector | None = None, stuck: StuckDetector | None = None,
                  replay: ReplayDetector | None = None, slow: SlowShiftCusum | None = None,
-                 stuck_run: int = 3, noise_share: float = 0.3, baseline_slack: float = 2.0) -> None:
+                 stuck_run: int = 3, noise_share: float = 0.3, baseline_slack: float = 2.0,
+                 drift_memory: float = 0.0, drift_max: float = 0.0) -> None:
         if (warmup < 2 or not (0 < alpha < 1) or min_scale <= 0 or stuck_run < 2 or not 0 < noise_share <= 1
-                or baseline_slack < 0):
+                or baseline_slack < 0 or drift_memory < 0 or drift_max < 0):
             raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0, stuck_run >= 2, "
-                             "0 < noise_share <= 1, baseline_slack >= 0")
+                             "0 < noise_share <= 1, baseline_slack >= 0, drift_memory >= 0, drift_max >= 0")
         self.warmup, self.alpha, self.min_scale = warmup, alpha, min_scale
         self.stuck_run, self.noise_share, self.baseline_slack = stuck_run, noise_share, baseline_slack
+        self.drift_memory, self.drift_max = drift_memory, drift_max
         self.cusum = cusum or MeanShiftCusum()
         self.variance = variance or VarianceCusum()
         self.spike = spike or SpikeDetector()
@@ -76,6 +89,8 @@ class DeviceMonitor:
         self._onset = np.zeros(0)
         self._peak = np.zeros(0)
         self._sign = np.zeros(0, np.int8)
+        self._drift = np.zeros(0)   # the offset's drift per window (its mean step while it learns)
+        self._behind = np.zeros(0)  # how far that drift has carried the device while its offset did not learn
 
     @property
     def detectors(self) -> tuple[Detector, ...]:
@@ -89,6 +104,7 @@ class DeviceMonitor:
         self._n, self._mean, self._var = grow(self._n, 0), grow(self._mean, 0.0), grow(self._var, 0.0)
         self._firing, self._type = grow(self._firing, False), grow(self._type, 0)
         self._onset, self._peak, self._sign = grow(self._onset, 0.0), grow(self._peak, 0.0), grow(self._sign, 0)
+        self._drift, self._behind = grow(self._drift, 0.0), grow(self._behind, 0.0)
         for det in self.detectors:
             det.resize(size)
 
@@ -160,10 +176,15 @@ class DeviceMonitor:
         if learn is not None:
             clean &= learn
         self._learn(d[clean], r[clean], cvar[clean])
+        behind = np.zeros(len(d))
+        if self.drift_memory > 0:  # where the offset did not learn, the device drifted on
+            frozen = d[warm & ~clean]
+            self._behind[frozen] += self._drift[frozen]
+            behind = np.where(warm, self._behind[d] / scale, 0.0)
         idx = np.flatnonzero(warm)
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
                             onset=events.onset, score=events.score, z=z, scale=scale * u, slow=events.slow,
-                            source=events.source)
+                            source=events.source, behind=behind)
 
     def _learn(self, d: np.ndarray, r: np.ndarray, cvar: np.ndarray) -> None:
         """Running mean and own-noise variance with weight ``max(alpha, 1/n)``: exact
@@ -175,6 +196,14 @@ class DeviceMonitor:
         self._mean[d] += a * delta
         self._var[d] = np.maximum((1 - a) * self._var[d] + a * ((1 - a) * delta * delta - cvar), 0.0)
         self._n[d] = n
+        if self.drift_memory > 0:  # the offset's mean step, once it is a steady average (bounded);
+            # while it learns again it catches up with what it missed at its own rate
+            steady = a <= self.alpha
+            b = np.maximum(1.0 / self.drift_memory, 1.0 / np.maximum(n - 1.0 / self.alpha, 1.0))
+            cap = self.drift_max * np.sqrt(self._var[d])
+            self._drift[d] = np.where(steady, np.clip(self._drift[d] + b * (a * delta - self._drift[d]), -cap, cap),
+                                      0.0)
+            self._behind[d] *= 1.0 - a
 
     def _score(self, d, window, value, consensus, z, scale, slack=None, peers=None) -> DeviceEvents:
         obs = Observation(devices=d, window=window, value=value, consensus=consensus, z=z, scale=scale, slack=slack)
@@ -293,7 +322,8 @@ class DeviceMonitor:
 
     def reset(self, devices: np.ndarray) -> None:
         """Forget everything learned about these devices (they warm up again, out of alarm)."""
-        for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak, self._sign):
+        for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak, self._sign,
+                  self._drift, self._behind):
             a[devices] = 0
         for det in self.detectors:
             det.reset(devices)
@@ -303,6 +333,7 @@ class DeviceMonitor:
             "n": self._n.tolist(), "mean": self._mean.tolist(), "var": self._var.tolist(),
             "firing": self._firing.tolist(), "type": self._type.tolist(), "onset": self._onset.tolist(),
             "peak": self._peak.tolist(), "sign": self._sign.tolist(),
+            "drift": self._drift.tolist(), "behind": self._behind.tolist(),
             "detectors": {det.name: det.state_dict() for det in self.detectors},
         }
 
@@ -315,5 +346,7 @@ class DeviceMonitor:
         self._onset = np.asarray(state["onset"], np.float64)
         self._peak = np.asarray(state["peak"], np.float64)
         self._sign = np.asarray(state.get("sign", np.zeros(len(self._n))), np.int8)
+        self._drift = np.asarray(state.get("drift", np.zeros(len(self._n))), np.float64)
+        self._behind = np.asarray(state.get("behind", np.zeros(len(self._n))), np.float64)
         for det in self.detectors:
             det.load_state_dict(state["detectors"][det.name])

@@ -128,3 +128,48 @@ def test_a_shift_alarm_knows_its_direction():
             seen.append(other.direction(np.arange(3)).tolist())
     seen.append(mon.direction(np.arange(3)).tolist())
     assert seen == [[1, -1, 0], [1, -1, 0], [0, 0, 0]]
+
+
+def drifter_residuals(drift_memory, seed=0, windows=3000, freeze=1500):
+    """Device 0 drifts honestly by 1 sigma a day (one-minute windows) and its offset stops learning
+    at ``freeze`` (``learn`` False, as in alarm); device 1 does not drift. Returns device 0's
+    z and the z the collusion scan reads (z - behind) after the freeze, and device 1's."""
+    rng = np.random.default_rng(seed)
+    sigma, rate = 0.2, 0.2 / 1440
+    values = rng.normal(size=(windows, 2)) * sigma
+    values[:, 0] += rate * np.arange(windows)
+    mon = DeviceMonitor(warmup=60, alpha=0.002, drift_memory=drift_memory, drift_max=2.0 / 1440)
+    mon.resize(2)
+    z, scan = [], []
+    for w in range(windows):
+        ev = mon.update(np.arange(2), np.full(2, w), values[w], np.zeros(2), np.full(2, 1e-4),
+                        learn=np.array([w < freeze, True]))
+        if w >= freeze:
+            z.append(ev.z)
+            scan.append(ev.z - ev.behind)
+    return np.array(z), np.array(scan)
+
+
+def test_a_frozen_offset_is_carried_on_by_its_drift_for_the_collusion_scan():
+    """An honest drifter whose offset stops learning (as in an alarm, which it reaches here by itself
+    before the mask stops it) reads further off every window (0.9 sigma over 1,300 windows at 1 sigma
+    a day); the scan's residual, carried on by the drift its offset had learned, grows by a small
+    part of that (the drift is learned only from the windows before the alarm, so it is rough: up to
+    half of it on one of these seeds). A device that does not drift is carried nowhere."""
+    parts = []
+    for seed in range(8):
+        z, scan = drifter_residuals(2880, seed)
+        early, late = slice(0, 200), slice(1300, 1500)
+        grew = z[late, 0].mean() - z[early, 0].mean()
+        assert grew > 0.7
+        parts.append(abs(scan[late, 0].mean() - scan[early, 0].mean()) / grew)
+        assert np.allclose(z[:, 1] - scan[:, 1], 0.0, atol=0.05)
+    assert max(parts) < 0.6 and np.median(parts) < 0.2
+    state = DeviceMonitor(warmup=60, drift_memory=2880, drift_max=1.0)
+    state.resize(1)
+    assert set(state.state_dict()) >= {"drift", "behind"}
+
+
+def test_without_a_drift_memory_the_scan_reads_the_plain_residual():
+    z, scan = drifter_residuals(0)
+    assert np.array_equal(z, scan)
