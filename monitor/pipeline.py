@@ -113,6 +113,7 @@ class Pipeline:
             warmup=s.warmup, alpha=s.alpha or min(0.5, self.window_seconds / s.learn_seconds),
             drift_memory=s.collusion_drift_seconds / self.window_seconds,
             drift_max=s.collusion_drift_max * self.window_seconds / 86400.0,
+            drift_z=s.collusion_drift_z,
             cusum=MeanShiftCusum(k=s.cusum_k, h=s.cusum_h, h_off=s.cusum_h_off, clip=s.clip),
             variance=VarianceCusum(ratio=s.noise_ratio, h=s.noise_h, h_off=s.cusum_h_off, clip=s.clip),
             spike=SpikeDetector(threshold=s.spike_z, quiet=s.spike_quiet, pair_z=min(s.spike_pair_z, s.spike_z),
@@ -314,7 +315,7 @@ class Pipeline:
                           "window_seconds": W, **self._copies(events.source[j])}))
 
         # collusion: every scored device's residual means, a subset scan per group, then the sets
-        zs = events.z - events.behind  # against the offset carried on by its drift where it did not learn
+        zs = events.z - events.behind  # where its own alarm froze the offset, against the offset carried on by its drift
         self.collusion.observe(devices[warm], zs[warm])
         in_scan = np.zeros(rnd.devices.shape, bool)
         in_scan[rows[warm], cols[warm]] = True

@@ -50,16 +50,18 @@ class DeviceMonitor:
     With ``drift_memory`` > 0 (windows) it also learns how fast each learned offset
     moves once it is a steady average (its mean step, at most ``drift_max`` of the
     device's own noise per window): an honest sensor's calibration drifts, and where
-    its offset does not learn (in alarm, in a colluding set) the reading moves on by
-    that drift. ``DeviceEvents.behind`` says how far, in z: the collusion scan reads
+    its own state stops the offset learning (an alarm, a CUSUM half way to one) the
+    reading moves on by that drift, where it stands ``drift_z`` standard errors from
+    zero. ``DeviceEvents.behind`` says how far, in z: the collusion scan reads
     the residual against the offset carried on by it, so that an honest drifter in
     alarm does not read ever further off and make a set with the next drifters of
     its group. The detectors here score against the frozen offset, as before.
 
     State per device: ``n``, ``mean``, ``var`` (residual statistics), ``firing``,
     ``type`` (index in TYPES), ``onset``, ``peak``, ``sign`` (direction of a bias or drift
-    alarm), ``drift`` and ``behind`` (the offset's drift per window and how far it has
-    carried the device while the offset did not learn), plus each detector's.
+    alarm), ``drift``, ``step2`` and ``behind`` (the offset's drift per window, the mean square of
+    its steps, and how far the drift has carried the device while the offset did not learn), plus
+    each detector's.
     """
 
     def __init__(self, warmup: int = 60, alpha: float = 0.002, min_scale: float = 1e-6,
@@ -67,14 +69,14 @@ class DeviceMonitor:
                  spike: SpikeDetector | None = None, stuck: StuckDetector | None = None,
                  replay: ReplayDetector | None = None, slow: SlowShiftCusum | None = None,
                  stuck_run: int = 3, noise_share: float = 0.3, baseline_slack: float = 2.0,
-                 drift_memory: float = 0.0, drift_max: float = 0.0) -> None:
+                 drift_memory: float = 0.0, drift_max: float = 0.0, drift_z: float = 2.0) -> None:
         if (warmup < 2 or not (0 < alpha < 1) or min_scale <= 0 or stuck_run < 2 or not 0 < noise_share <= 1
-                or baseline_slack < 0 or drift_memory < 0 or drift_max < 0):
+                or baseline_slack < 0 or drift_memory < 0 or drift_max < 0 or drift_z < 0):
             raise ValueError("DeviceMonitor needs warmup >= 2, 0 < alpha < 1, min_scale > 0, stuck_run >= 2, "
-                             "0 < noise_share <= 1, baseline_slack >= 0, drift_memory >= 0, drift_max >= 0")
+                             "0 < noise_share <= 1, baseline_slack >= 0, drift_memory >= 0, drift_max >= 0, drift_z >= 0")
         self.warmup, self.alpha, self.min_scale = warmup, alpha, min_scale
         self.stuck_run, self.noise_share, self.baseline_slack = stuck_run, noise_share, baseline_slack
-        self.drift_memory, self.drift_max = drift_memory, drift_max
+        self.drift_memory, self.drift_max, self.drift_z = drift_memory, drift_max, drift_z
         self.cusum = cusum or MeanShiftCusum()
         self.variance = variance or VarianceCusum()
         self.spike = spike or SpikeDetector()
@@ -90,6 +92,7 @@ class DeviceMonitor:
         self._peak = np.zeros(0)
         self._sign = np.zeros(0, np.int8)
         self._drift = np.zeros(0)   # the offset's drift per window (its mean step while it learns)
+        self._step2 = np.zeros(0)   # the mean square of those steps (how sure the drift is)
         self._behind = np.zeros(0)  # how far that drift has carried the device while its offset did not learn
 
     @property
@@ -104,7 +107,8 @@ class DeviceMonitor:
         self._n, self._mean, self._var = grow(self._n, 0), grow(self._mean, 0.0), grow(self._var, 0.0)
         self._firing, self._type = grow(self._firing, False), grow(self._type, 0)
         self._onset, self._peak, self._sign = grow(self._onset, 0.0), grow(self._peak, 0.0), grow(self._sign, 0)
-        self._drift, self._behind = grow(self._drift, 0.0), grow(self._behind, 0.0)
+        if self.drift_memory > 0:  # (kept only when asked for: 24 bytes a device)
+            self._drift, self._step2, self._behind = (grow(a, 0.0) for a in self._drift_state())
         for det in self.detectors:
             det.resize(size)
 
@@ -173,13 +177,14 @@ class DeviceMonitor:
         pos, neg = self.cusum.sides(d)
         clean = ~warm | (~self._firing[d] & (np.maximum(pos, neg) < 0.5 * self.cusum.h)
                          & (np.abs(z) < self.cusum.clip))
+        own = clean  # what the device's own state allows (not the group's consensus or a set it is in)
         if learn is not None:
-            clean &= learn
+            clean = clean & learn
         self._learn(d[clean], r[clean], cvar[clean])
         behind = np.zeros(len(d))
-        if self.drift_memory > 0:  # where the offset did not learn, the device drifted on
-            frozen = d[warm & ~clean]
-            self._behind[frozen] += self._drift[frozen]
+        if self.drift_memory > 0:  # where its own state stopped the offset learning, the device drifted on
+            frozen = d[warm & ~own]
+            self._behind[frozen] += self._sure_drift(frozen)
             behind = np.where(warm, self._behind[d] / scale, 0.0)
         idx = np.flatnonzero(warm)
         return DeviceEvents(position=idx[events.position], firing=events.firing, types=events.types,
@@ -199,11 +204,28 @@ class DeviceMonitor:
         if self.drift_memory > 0:  # the offset's mean step, once it is a steady average (bounded);
             # while it learns again it catches up with what it missed at its own rate
             steady = a <= self.alpha
-            b = np.maximum(1.0 / self.drift_memory, 1.0 / np.maximum(n - 1.0 / self.alpha, 1.0))
+            b = self._drift_weight(n)
             cap = self.drift_max * np.sqrt(self._var[d])
-            self._drift[d] = np.where(steady, np.clip(self._drift[d] + b * (a * delta - self._drift[d]), -cap, cap),
-                                      0.0)
+            step = a * delta
+            self._drift[d] = np.where(steady, np.clip(self._drift[d] + b * (step - self._drift[d]), -cap, cap), 0.0)
+            self._step2[d] = np.where(steady, self._step2[d] + b * (step * step - self._step2[d]), 0.0)
             self._behind[d] *= 1.0 - a
+
+    def _drift_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._drift, self._step2, self._behind
+
+    def _drift_weight(self, n: np.ndarray) -> np.ndarray:
+        """Weight of the newest step in the drift's average: an exact average of the steps since the
+        offset became steady, then exponential with memory ``drift_memory``."""
+        return np.maximum(1.0 / self.drift_memory, 1.0 / np.maximum(n - 1.0 / self.alpha, 1.0))
+
+    def _sure_drift(self, d: np.ndarray) -> np.ndarray:
+        """The learned drift where it stands ``drift_z`` standard errors (of its average of steps) from
+        zero, else 0: an offset that wanders (real stations' offsets move with the seasons) has no drift
+        to carry a frozen device on by."""
+        drift = self._drift[d]
+        var = np.maximum(self._step2[d] - drift * drift, 0.0) * self._drift_weight(self._n[d])
+        return np.where(drift * drift > self.drift_z ** 2 * var, drift, 0.0)
 
     def _score(self, d, window, value, consensus, z, scale, slack=None, peers=None) -> DeviceEvents:
         obs = Observation(devices=d, window=window, value=value, consensus=consensus, z=z, scale=scale, slack=slack)
@@ -323,7 +345,7 @@ class DeviceMonitor:
     def reset(self, devices: np.ndarray) -> None:
         """Forget everything learned about these devices (they warm up again, out of alarm)."""
         for a in (self._n, self._mean, self._var, self._firing, self._type, self._onset, self._peak, self._sign,
-                  self._drift, self._behind):
+                  *(self._drift_state() if self.drift_memory > 0 else ())):
             a[devices] = 0
         for det in self.detectors:
             det.reset(devices)
@@ -333,8 +355,9 @@ class DeviceMonitor:
             "n": self._n.tolist(), "mean": self._mean.tolist(), "var": self._var.tolist(),
             "firing": self._firing.tolist(), "type": self._type.tolist(), "onset": self._onset.tolist(),
             "peak": self._peak.tolist(), "sign": self._sign.tolist(),
-            "drift": self._drift.tolist(), "behind": self._behind.tolist(),
             "detectors": {det.name: det.state_dict() for det in self.detectors},
+            **({"drift": self._drift.tolist(), "step2": self._step2.tolist(), "behind": self._behind.tolist()}
+               if self.drift_memory > 0 else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -346,7 +369,8 @@ class DeviceMonitor:
         self._onset = np.asarray(state["onset"], np.float64)
         self._peak = np.asarray(state["peak"], np.float64)
         self._sign = np.asarray(state.get("sign", np.zeros(len(self._n))), np.int8)
-        self._drift = np.asarray(state.get("drift", np.zeros(len(self._n))), np.float64)
-        self._behind = np.asarray(state.get("behind", np.zeros(len(self._n))), np.float64)
+        if self.drift_memory > 0:
+            self._drift, self._step2, self._behind = (np.asarray(state.get(k, np.zeros(len(self._n))), np.float64)
+                                                      for k in ("drift", "step2", "behind"))
         for det in self.detectors:
             det.load_state_dict(state["detectors"][det.name])
