@@ -33,7 +33,7 @@ class DeviceEvents:
     scale: np.ndarray | None = None  # each device's residual scale in value units (z * scale: the shift)
     slow: np.ndarray | None = None   # per event: a bias/drift verdict came from the slow CUSUM
     source: np.ndarray | None = None  # per event: the device a replay copies (index), -1 if none
-    behind: np.ndarray | None = None  # per device passed: its offset's drift missed while it did not learn, in z
+    behind: np.ndarray | None = None  # per device passed: the drift its frozen offset missed, in z (zeros when off)
 
 
 class DeviceMonitor:
@@ -55,7 +55,7 @@ class DeviceMonitor:
     zero. ``DeviceEvents.behind`` says how far, in z: the collusion scan reads
     the residual against the offset carried on by it, so that an honest drifter in
     alarm does not read ever further off and make a set with the next drifters of
-    its group. The detectors here score against the frozen offset, as before.
+    its group. The detectors here still score against the frozen offset.
 
     State per device: ``n``, ``mean``, ``var`` (residual statistics), ``firing``,
     ``type`` (index in TYPES), ``onset``, ``peak``, ``sign`` (direction of a bias or drift
@@ -212,6 +212,7 @@ class DeviceMonitor:
             self._behind[d] *= 1.0 - a
 
     def _drift_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The per-device arrays of the drift carry (empty unless ``drift_memory`` > 0)."""
         return self._drift, self._step2, self._behind
 
     def _drift_weight(self, n: np.ndarray) -> np.ndarray:

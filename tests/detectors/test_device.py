@@ -199,3 +199,22 @@ def test_only_a_device_s_own_alarm_carries_it_on():
         behind.append(float(ev.behind[0]))
     assert mon._sure_drift(np.arange(1))[0] > 0                      # a drift it would carry
     assert behind == [0.0] * 1700
+
+
+def test_the_drift_carry_survives_a_checkpoint():
+    """Its state is plain numbers: a monitor restored from the JSON of another goes on identically."""
+    import json
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(1400, 2)) * 0.2 + np.array([1.0, -0.5]) * 0.2 / 1440 * np.arange(1400)[:, None]
+    make = lambda: DeviceMonitor(warmup=60, alpha=0.002, drift_memory=2880, drift_max=2.0 / 1440)  # noqa: E731
+    a = make()
+    a.resize(2)
+    step = lambda m, w: m.update(np.arange(2), np.full(2, w), values[w], np.zeros(2), np.full(2, 1e-4))  # noqa: E731
+    for w in range(900):
+        step(a, w)
+    b = make()
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    for w in range(900, 1400):
+        ea, eb = step(a, w), step(b, w)
+        assert np.array_equal(ea.behind, eb.behind) and np.array_equal(ea.z, eb.z)
+    assert np.any(a._drift_state()[2] != 0)                        # something was carried
