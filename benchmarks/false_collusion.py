@@ -42,37 +42,37 @@ def main() -> None:
     total = false = 0
     for spec in scenarios:
         for seed in seeds:
-            for data in [to_eval_data(FleetSimulator(_changed(load_scenario(spec), args.world), seed=seed))]:
-                t0, w = float(np.nanmin(data.ts)), data.interval
-                truth: dict[str, list[tuple]] = {}
-                for lab in data.labels:
-                    if lab["status"] != "honest":
-                        end = np.inf if lab.get("end_ts") is None else (lab["end_ts"] - t0) / w
-                        truth.setdefault(lab["device_id"], []).append(
-                            (lab["type"], lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
-                sim = FleetSimulator(_changed(load_scenario(spec), args.world), seed=seed)
-                drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
-                alerts, *_ = run_monitor(data, settings)
-                latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
-                alarms = _alarms(alerts, t0, w)
-                for a in latest.values():  # the last version of each alert (a set re-fires as it grows)
-                    on, at = (a.onset_ts - t0) / w, (a.ts - t0) / w
-                    tags, in_set = [], False
-                    for d in a.devices:
-                        now = [x for x in truth.get(d, []) if x[2] <= at + 10 and x[3] >= on]
-                        in_set |= any(x[1] for x in now)
-                        tags.append((_honest(d, a, drift, truth) if d not in truth else f"{now[0][0]}:{now[0][1]}"
-                                     if now else f"{truth[d][0][0]}-off")
-                                    + "".join(f"!{at - s:.0f}" for s, e in alarms.get(d, []) if s <= at < e))
-                    total += 1
-                    false += not in_set
-                    if args.all or not in_set:
-                        site = a.group.split("/")[0]
-                        print(_group_sets(site, truth, sum(k.rsplit("-", 2)[0] == site for k in drift)), end=" ")
-                        print(f"{spec.split('/')[-1]} seed {seed} {'set  ' if in_set else 'FALSE'} {a.group} "
-                              f"onset {on:.0f} at {at:.0f} {a.evidence.get('direction')} "
-                              f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ, chi2/df {a.evidence.get('shift_chi2_per_df')}): "
-                              + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
+            sim = FleetSimulator(_changed(load_scenario(spec), args.world), seed=seed)
+            data = to_eval_data(sim)
+            t0, w = float(np.nanmin(data.ts)), data.interval
+            truth: dict[str, list[tuple]] = {}
+            for lab in data.labels:
+                if lab["status"] != "honest":
+                    end = np.inf if lab.get("end_ts") is None else (lab["end_ts"] - t0) / w
+                    truth.setdefault(lab["device_id"], []).append(
+                        (lab["type"], lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
+            drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
+            alerts, *_ = run_monitor(data, settings)
+            latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
+            alarms = _alarms(alerts, t0, w)
+            for a in latest.values():  # the last version of each alert (a set re-fires as it grows)
+                on, at = (a.onset_ts - t0) / w, (a.ts - t0) / w
+                tags, in_set = [], False
+                for d in a.devices:
+                    now = [x for x in truth.get(d, []) if x[2] <= at + 10 and x[3] >= on]
+                    in_set |= any(x[1] for x in now)
+                    tags.append((_honest(d, a, drift, truth) if d not in truth else f"{now[0][0]}:{now[0][1]}"
+                                 if now else f"{truth[d][0][0]}-off")
+                                + "".join(f"!{at - s:.0f}" for s, e in alarms.get(d, []) if s <= at < e))
+                total += 1
+                false += not in_set
+                if args.all or not in_set:
+                    site = a.group.split("/")[0]
+                    print(_group_sets(site, truth, sum(k.rsplit("-", 2)[0] == site for k in drift)), end=" ")
+                    print(f"{spec.split('/')[-1]} seed {seed} {'set  ' if in_set else 'FALSE'} {a.group} "
+                          f"onset {on:.0f} at {at:.0f} {a.evidence.get('direction')} "
+                          f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ, chi2/df {a.evidence.get('shift_chi2_per_df')}): "
+                          + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
 
 

@@ -315,7 +315,8 @@ class Pipeline:
                           "window_seconds": W, **self._copies(events.source[j])}))
 
         # collusion: every scored device's residual means, a subset scan per group, then the sets
-        zs = events.z - events.behind  # where its own alarm froze the offset, against the offset carried on by its drift
+        # where its own alarm froze the offset, against the offset carried on by its drift (when asked for)
+        zs = events.z if events.behind is None else events.z - events.behind
         self.collusion.observe(devices[warm], zs[warm])
         in_scan = np.zeros(rnd.devices.shape, bool)
         in_scan[rows[warm], cols[warm]] = True

@@ -18,6 +18,7 @@ from monitor.detectors.variance import VarianceCusum
 #: alert types in the order they win when several detectors alarm at once
 TYPES = ("stuck", "replay", "spike", "noise", "bias", "drift")
 RECHECK = 8  # windows between looks at whether a device in a shift alarm copies another
+DRIFT_STATE = ("drift", "step2", "behind")  # the drift carry's per-device state, in `_drift_state` order
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class DeviceEvents:
     scale: np.ndarray | None = None  # each device's residual scale in value units (z * scale: the shift)
     slow: np.ndarray | None = None   # per event: a bias/drift verdict came from the slow CUSUM
     source: np.ndarray | None = None  # per event: the device a replay copies (index), -1 if none
-    behind: np.ndarray | None = None  # per device passed: the drift its frozen offset missed, in z (zeros when off)
+    behind: np.ndarray | None = None  # per device passed: the drift its frozen offset missed, in z (None when off)
 
 
 class DeviceMonitor:
@@ -181,7 +182,7 @@ class DeviceMonitor:
         if learn is not None:
             clean = clean & learn
         self._learn(d[clean], r[clean], cvar[clean])
-        behind = np.zeros(len(d))
+        behind = None
         if self.drift_memory > 0:  # where its own state stopped the offset learning, the device drifted on
             frozen = d[warm & ~own]
             self._behind[frozen] += self._sure_drift(frozen)
@@ -357,8 +358,7 @@ class DeviceMonitor:
             "firing": self._firing.tolist(), "type": self._type.tolist(), "onset": self._onset.tolist(),
             "peak": self._peak.tolist(), "sign": self._sign.tolist(),
             "detectors": {det.name: det.state_dict() for det in self.detectors},
-            **({"drift": self._drift.tolist(), "step2": self._step2.tolist(), "behind": self._behind.tolist()}
-               if self.drift_memory > 0 else {}),
+            **({k: a.tolist() for k, a in zip(DRIFT_STATE, self._drift_state())} if self.drift_memory > 0 else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -372,6 +372,6 @@ class DeviceMonitor:
         self._sign = np.asarray(state.get("sign", np.zeros(len(self._n))), np.int8)
         if self.drift_memory > 0:
             self._drift, self._step2, self._behind = (np.asarray(state.get(k, np.zeros(len(self._n))), np.float64)
-                                                      for k in ("drift", "step2", "behind"))
+                                                      for k in DRIFT_STATE)
         for det in self.detectors:
             det.load_state_dict(state["detectors"][det.name])

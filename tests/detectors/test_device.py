@@ -148,7 +148,7 @@ def drifter_residuals(drift_memory, seed=0, windows=3000, freeze=1500):
                         learn=np.array([w < freeze, True]))
         if w >= freeze:
             z.append(ev.z)
-            scan.append(ev.z - ev.behind)
+            scan.append(ev.z if ev.behind is None else ev.z - ev.behind)  # as the pipeline reads it
     return np.array(z), np.array(scan)
 
 
