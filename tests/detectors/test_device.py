@@ -174,7 +174,7 @@ def test_a_frozen_offset_is_carried_on_by_its_drift_for_the_collusion_scan():
 
 
 def test_without_a_drift_memory_the_scan_reads_the_plain_residual():
-    """Off (the default), nothing is learned or kept for it."""
+    """Off (``drift_memory`` 0, the class default; the pipeline turns it on), nothing is learned or kept."""
     z, scan = drifter_residuals(0)
     assert np.array_equal(z, scan)
     mon = DeviceMonitor(warmup=60)
