@@ -265,3 +265,25 @@ def test_a_service_survives_a_failing_checkpoint_and_writes_the_next_one(demo, t
     assert saved.pipeline.registry.n_devices == 40 and saved.checkpoint.offsets == {}
     _, straight = run_pipeline(demo)
     assert sorted(map(key, sink.alert_log)) == sorted(map(key, straight))
+
+
+@pytest.mark.parametrize("before, after", [(0.0, 172800.0), (172800.0, 0.0)])
+def test_a_checkpoint_restores_with_the_drift_carry_switched(demo, tmp_path, before, after):
+    """A checkpoint written with the drift carry off (the default until session 18) restores with it on,
+    its drift learned afresh from zero, and one written with it on restores with it off; the change is
+    reported, and the restored pipeline goes on through the rest of the readings."""
+    half = len(demo) // 2
+    p = Pipeline(DetectionSettings(collusion_drift_seconds=before), window_seconds=60.0)
+    for b in batches(demo[:half], 2500):
+        p.process(b)
+    path = tmp_path / "state.json.gz"
+    checkpoint.write(path, Checkpoint(state=p.state_dict(), offsets={("readings", 0): half},
+                                      detection=DetectionSettings(collusion_drift_seconds=before).model_dump()))
+    restored = checkpoint.restore(path, DetectionSettings(collusion_drift_seconds=after), topic="readings")
+    assert restored.changed == [f"collusion_drift_seconds: {before} -> {after}"]
+    q = restored.pipeline
+    for b in batches(demo[half:], 2500):
+        q.process(b)
+    q.flush()
+    kept = set(q.state_dict()["devices"]) & {"drift", "step2", "behind"}
+    assert kept == ({"drift", "step2", "behind"} if after else set())
