@@ -25,7 +25,9 @@ member's variance is its standard error plus ``tolerance`` of its own noise
 them at different times). The other devices of the group are measured over the hold too:
 when ``outsiders`` of them are shifted the set's way by other amounts than its members (sun
 on a wall heats devices by many sizes, and the scan names the cluster that agrees best), the
-set is dropped as well. A set whose members disagree is dropped and the group is not
+set is dropped as well. With ``gap`` (off by default) the members' common shift must also stand
+``gap`` robust standard deviations of the others' shifts beyond their median: honest devices drift
+apart, and a long memory can nominate the edge of a group that has spread. A set whose members disagree is dropped and the group is not
 re-examined for ``cooldown`` windows; one whose deviation fades first is
 dropped as transient, but remembered for ``recur`` windows: nominated again
 (same direction, sharing at least ``min_members`` devices and half the
@@ -60,7 +62,8 @@ from monitor.scan import evidence_bounds, row_median, subset_scan
 OUTCOMES = ("nominated", "resumed", "alerted", "faded", "unshifted", "heterogeneous", "outsiders", "relearned")
 """What becomes of the sets the scan nominates: held (``nominated``; ``resumed`` as well when it is a set
 that faded coming back, whose hold goes on), then ``alerted``, or dropped because
-their deviation ``faded`` during the hold, their members were no longer shifted over it (``unshifted``),
+their deviation ``faded`` during the hold, their members were no longer shifted over it, or (with ``gap``)
+no further than the rest of the group spreads (``unshifted``),
 disagreed on the shift (``heterogeneous``), devices outside shifted their way by other amounts
 (``outsiders``), or their group was learned afresh (``relearned``)."""
 
@@ -127,19 +130,19 @@ class CollusionDetector:
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
                  split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
-                 penalty: str = "calibrated", outsiders: int = 2, recur: int = 0) -> None:
+                 penalty: str = "calibrated", outsiders: int = 2, recur: int = 0, gap: float = 0.0) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
                 and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0
-                and penalty in ("calibrated", "union") and outsiders >= 0 and recur >= 0):
+                and penalty in ("calibrated", "union") and outsiders >= 0 and recur >= 0 and gap >= 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
         self.extend_z, self.confirm_z, self.penalty, self.outsiders = extend_z, confirm_z, penalty, outsiders
-        self.recur = recur
+        self.recur, self.gap = recur, gap
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -403,7 +406,8 @@ class CollusionDetector:
         t = s.direction * mean[out] / np.sqrt(np.maximum(own2_all[out] / acc[out, 1], 1e-300))
         off2 = (mean[out] - common) ** 2 / np.maximum(var[out], 1e-300)
         outsiders = int(np.sum((t >= self.join_z) & (off2 > 9.0)))
-        why = ("unshifted" if shift_z < self.confirm_z else "heterogeneous" if q > self.homogeneity
+        why = ("unshifted" if shift_z < self.confirm_z or not self._apart(s, mean, own2_all, member, precision)
+               else "heterogeneous" if q > self.homogeneity
                else "outsiders" if outsiders >= self.outsiders > 0 else None)
         if why is not None:
             self._outcomes[why] += 1
@@ -416,6 +420,25 @@ class CollusionDetector:
         s.shift = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))
         s.sums.clear()
         return [CollusionEvent("firing", s, window)]
+
+    def _apart(self, s: CollusionSet, mean: np.ndarray, own2: np.ndarray, member: np.ndarray,
+               precision: np.ndarray) -> bool:
+        """Whether the members' common shift over the hold (in their own sigmas) stands ``gap`` robust
+        standard deviations of the rest of the group's shifts beyond the rest's median (always, with
+        ``gap`` 0 or fewer than five others measured over half the hold). Honest devices drift apart
+        slowly, and a long memory can nominate a group's tail, its fastest drifters one way, which is
+        shifted by little more than the rest spread; colluders sharing one offset stand apart."""
+        if self.gap <= 0:
+            return True
+        counts = np.array([v[1] for v in s.shifts.values()])
+        rest = ~member & (counts >= self.confirm // 2)
+        if rest.sum() < 5:
+            return True
+        r = mean[rest] / np.sqrt(np.maximum(own2[rest], 1e-300))
+        mid = float(np.median(r))
+        spread = 1.4826 * float(np.median(np.abs(r - mid)))
+        common = float(np.sum(precision * mean[member]) / np.sum(precision) / np.sqrt(np.mean(own2[member])))
+        return s.direction * (common - mid) >= self.gap * spread
 
     def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray) -> list[CollusionEvent]:
         joined = []

@@ -130,7 +130,7 @@ class Pipeline:
             confirm=max(10, round(s.collusion_confirm_seconds / self.window_seconds)),
             tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown,
             penalty=s.collusion_penalty, outsiders=s.collusion_outsiders,
-            recur=round(s.collusion_recur_seconds / self.window_seconds))
+            recur=round(s.collusion_recur_seconds / self.window_seconds), gap=s.collusion_gap)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
         self._learners: dict[int, GroupLearner] = {}

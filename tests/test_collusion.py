@@ -171,3 +171,39 @@ def test_a_faded_set_is_forgotten_after_recur_windows():
     assert det.state_dict()["faded"]
     det, _ = run(spell, windows=400, recur=100)
     assert det.state_dict()["faded"] == []
+
+
+
+def held(shift, gap, seed, confirm=90):
+    """Hold the set of the first four devices, nominated by the 128-window means, while every device
+    reads N(0, 1) plus ``shift``; whether it was alerted by the end of the hold."""
+    det = CollusionDetector(confirm=confirm, gap=gap)
+    det.resize(N)
+    ewma = np.zeros((N, 3))
+    ewma[:, 2] = shift
+    det.load_state_dict(det.state_dict() | {"ewma": ewma.tolist()})
+    det.nominate(0, 0, Nomination(row=0, direction=1, scale=2, members=np.arange(4), evidence=15.0))
+    rng = np.random.default_rng(seed)
+    fired = False
+    for w in range(1, confirm + 20):
+        z = rng.normal(size=N) + shift
+        det.observe(np.arange(N), z)
+        fired |= any(e.state == "firing" for e in det.update(0, w, np.arange(N), z, np.ones(N)))
+    return fired
+
+
+def test_with_a_gap_a_set_must_stand_apart_from_the_rest_of_its_group():
+    """Four devices sharing a 0.35 sigma shift. Where the other sixteen spread from -0.3 to +0.3 sigma
+    (honest devices drift apart: the four are the edge of the group, not apart from it) the set is
+    alerted on every seed without ``gap`` and on about half with ``gap`` 2; where the others read
+    no shift, it stands apart and is alerted on nearly every seed with ``gap`` 2 too. A test on
+    sixteen devices' spread, measured over a 90-window hold, is rough: it thins such alerts out, it
+    cannot tell them apart for sure."""
+    wide = np.r_[np.full(4, 0.35), np.linspace(-0.3, 0.3, N - 4)]
+    tight = np.r_[np.full(4, 0.35), np.zeros(N - 4)]
+    seeds = range(10)
+    assert all(held(wide, 0.0, s) for s in seeds)
+    assert sum(held(wide, 2.0, s) for s in seeds) <= 7
+    assert sum(held(tight, 2.0, s) for s in seeds) >= 8
+    det = CollusionDetector(gap=2.0)
+    assert det.gap == 2.0 and CollusionDetector().gap == 0.0
