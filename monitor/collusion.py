@@ -406,7 +406,7 @@ class CollusionDetector:
         t = s.direction * mean[out] / np.sqrt(np.maximum(own2_all[out] / acc[out, 1], 1e-300))
         off2 = (mean[out] - common) ** 2 / np.maximum(var[out], 1e-300)
         outsiders = int(np.sum((t >= self.join_z) & (off2 > 9.0)))
-        why = ("unshifted" if shift_z < self.confirm_z or not self._apart(s, mean, own2_all, member, precision)
+        why = ("unshifted" if shift_z < self.confirm_z or not self._apart(s, mean, own2_all, acc[:, 1], member, precision)
                else "heterogeneous" if q > self.homogeneity
                else "outsiders" if outsiders >= self.outsiders > 0 else None)
         if why is not None:
@@ -421,8 +421,8 @@ class CollusionDetector:
         s.sums.clear()
         return [CollusionEvent("firing", s, window)]
 
-    def _apart(self, s: CollusionSet, mean: np.ndarray, own2: np.ndarray, member: np.ndarray,
-               precision: np.ndarray) -> bool:
+    def _apart(self, s: CollusionSet, mean: np.ndarray, own2: np.ndarray, counts: np.ndarray,
+               member: np.ndarray, precision: np.ndarray) -> bool:
         """Whether the members' common shift over the hold (in their own sigmas) stands ``gap`` robust
         standard deviations of the rest of the group's shifts beyond the rest's median (always, with
         ``gap`` 0 or fewer than five others measured over half the hold). Honest devices drift apart
@@ -430,7 +430,6 @@ class CollusionDetector:
         shifted by little more than the rest spread; colluders sharing one offset stand apart."""
         if self.gap <= 0:
             return True
-        counts = np.array([v[1] for v in s.shifts.values()])
         rest = ~member & (counts >= self.confirm // 2)
         if rest.sum() < 5:
             return True
