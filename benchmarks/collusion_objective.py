@@ -27,6 +27,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from _replay import detection_options
+
 TUNING = ("honest", "benign-events", "collusion-in-spread", "collusion-variants", "poisoning")
 SCOPES = (("bar", "sets of at most 30%"), ("bar_groups", "whole groups"))
 
@@ -56,8 +58,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/collusion-objective", help="directory for the runs' results")
     ap.add_argument("--jobs", type=int, default=2, help="runs at once")
     args, detection = ap.parse_known_args()
-    if len(detection) % 2 or any(not a.startswith("--detection.") for a in detection[::2]):
-        raise SystemExit(f"options come in pairs (--detection.name value): {detection}")
+    detection_options(detection)  # the benchmarks' one check of --detection pairs (fails with its message)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = {

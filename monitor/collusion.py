@@ -406,7 +406,8 @@ class CollusionDetector:
         t = s.direction * mean[out] / np.sqrt(np.maximum(own2_all[out] / acc[out, 1], 1e-300))
         off2 = (mean[out] - common) ** 2 / np.maximum(var[out], 1e-300)
         outsiders = int(np.sum((t >= self.join_z) & (off2 > 9.0)))
-        why = ("unshifted" if shift_z < self.confirm_z or not self._apart(s, mean, own2_all, acc[:, 1], member, precision)
+        apart = self._apart(s, mean, own2_all, acc[:, 1], member, precision)
+        why = ("unshifted" if shift_z < self.confirm_z or not apart
                else "heterogeneous" if q > self.homogeneity
                else "outsiders" if outsiders >= self.outsiders > 0 else None)
         if why is not None:
