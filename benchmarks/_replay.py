@@ -34,7 +34,8 @@ def fleet_args(ap: argparse.ArgumentParser) -> tuple[argparse.Namespace, list[st
     return args, args.scenarios.split(","), [int(s) for s in args.seeds.split(",")], detection_settings(rest)
 
 
-def beijing() -> tuple[EvalData, EvalData]:
-    """The Beijing replay, clean and with the scoreboard's attacks injected."""
+def beijing(seed: int = BEIJING_SEED) -> tuple[EvalData, EvalData]:
+    """The Beijing replay, clean and with the scoreboard's attacks injected (``seed``: the injection's;
+    ``poison-monitor evaluate`` takes the first of its ``--seeds``)."""
     clean = to_eval_data(default_path())
-    return clean, inject(clean, BEIJING_ATTACKS, seed=BEIJING_SEED)
+    return clean, inject(clean, BEIJING_ATTACKS, seed=seed)
