@@ -25,7 +25,7 @@ member's variance is its standard error plus ``tolerance`` of its own noise
 them at different times). The other devices of the group are measured over the hold too:
 when ``outsiders`` of them are shifted the set's way by other amounts than its members (sun
 on a wall heats devices by many sizes, and the scan names the cluster that agrees best), the
-set is dropped as well. With ``gap`` (off by default) the members' common shift must also stand
+set is dropped as well. With ``gap`` (0, off, here; 2 in the service's settings) the members' common shift must also stand
 ``gap`` robust standard deviations of the others' shifts beyond their median: honest devices drift
 apart, and a long memory can nominate the edge of a group that has spread. A set whose members disagree is dropped and the group is not
 re-examined for ``cooldown`` windows; one whose deviation fades first is
