@@ -43,7 +43,9 @@ Once alerted, the set's onset is a known change point, so every other device
 of the group is tested against it: the sum of its standardised residuals
 since then, over the square root of their count, joins it past ``join_z`` in
 the set's direction. The set resolves after ``quiet`` windows with fewer
-than ``min_members`` members still deviating.
+than ``min_members`` members still deviating, or (with ``recheck``) when the members it was
+alerted with, measured again over blocks as long as the hold, disagree on their shift ``recheck``
+blocks in a row: honest devices alerted by mistake drift apart against their frozen offsets.
 
 State per device: three float64 means. Per group: at most one active set (plain
 numbers; while it is held, three sums for each device of the group), at most one faded set
@@ -87,6 +89,10 @@ class CollusionSet:
     shift: float = 0.0           # the members' common shift at confirmation, in their own sigmas
     nominated: int = 0           # window of the nomination
     seen: list[int] = field(default_factory=list)  # its members and those of the faded sets whose hold it resumed
+    core: list[int] = field(default_factory=list)  # its members when alerted (the re-check tests them)
+    block: int = -1              # once alerted: window the current re-check block began (-1: none yet)
+    failed: int = 0              # once alerted: re-check blocks in a row whose members' shifts disagreed
+    ended: str = ""              # why it resolved: "quiet" (too few members still deviating) or "heterogeneous"
 
 
 @dataclass(frozen=True)
@@ -130,19 +136,21 @@ class CollusionDetector:
                  winsor: float = 1.5, clip: float = 4.0, still_z: float = 2.0, join_z: float = 5.0, quiet: int = 10,
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
                  split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
-                 penalty: str = "calibrated", outsiders: int = 2, recur: int = 0, gap: float = 0.0) -> None:
+                 penalty: str = "calibrated", outsiders: int = 2, recur: int = 0, gap: float = 0.0,
+                 recheck: int = 0) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
                 and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0
-                and penalty in ("calibrated", "union") and outsiders >= 0 and recur >= 0 and gap >= 0):
+                and penalty in ("calibrated", "union") and outsiders >= 0 and recur >= 0 and gap >= 0
+                and recheck >= 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
         self.extend_z, self.confirm_z, self.penalty, self.outsiders = extend_z, confirm_z, penalty, outsiders
-        self.recur, self.gap = recur, gap
+        self.recur, self.gap, self.recheck = recur, gap, recheck
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -350,16 +358,17 @@ class CollusionDetector:
                 and 2 * common >= min(len(members), len(before)))
 
     def update(self, group: int, window: int, devices: np.ndarray, z: np.ndarray,
-               scale: np.ndarray | None = None) -> list[CollusionEvent]:
+               scale: np.ndarray | None = None, frozen: np.ndarray | None = None) -> list[CollusionEvent]:
         """One window of one group with an active set: its scored devices, their residuals (``z``, and
-        ``scale`` in value units for the homogeneity test)."""
+        ``scale`` in value units for the homogeneity test; ``frozen``: the residuals against the offsets as
+        they stand, where ``z`` carries an alarmed device's offset on by its drift, for the re-check)."""
         s = self._active.get(group)
         if s is None:
             return []
         scale = np.ones(len(devices)) if scale is None else scale
         if not s.confirmed:
             return self._confirm(s, window, devices, z, scale)
-        return self._grow(s, window, devices, z)
+        return self._grow(s, window, devices, z, scale, z if frozen is None else frozen)
 
     def _still(self, s: CollusionSet) -> int:
         """Members whose mean residual still stands out in the set's direction (present this window or not)."""
@@ -392,9 +401,7 @@ class CollusionDetector:
         if len(counts) < self.min_members or counts.min() < self.confirm:
             return []
         m, own2 = mean[member], own2_all[member]
-        w = 1.0 / np.maximum(var[member], 1e-300)
-        common = float(np.sum(w * m) / np.sum(w))
-        q = float(np.sum(w * (m - common) ** 2)) / (len(m) - 1)
+        common, q = _agreement(m, var[member])
         # the members must still be shifted, together, over the hold: a long memory can nominate a
         # set whose deviation has just ended (an event's tail), and members agreeing at zero agree
         precision = counts / np.maximum(own2, 1e-300)
@@ -420,6 +427,8 @@ class CollusionDetector:
         s.homogeneity = q
         s.shift = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))
         s.sums.clear()
+        s.shifts.clear()  # from now on: the re-check's blocks (see ``recheck``)
+        s.core = list(s.members)
         return [CollusionEvent("firing", s, window)]
 
     def _apart(self, s: CollusionSet, mean: np.ndarray, own2: np.ndarray, counts: np.ndarray,
@@ -440,7 +449,12 @@ class CollusionDetector:
         common = float(np.sum(precision * mean[member]) / np.sum(precision) / np.sqrt(np.mean(own2[member])))
         return s.direction * (common - mid) >= self.gap * spread
 
-    def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray) -> list[CollusionEvent]:
+    def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
+              scale: np.ndarray, frozen: np.ndarray) -> list[CollusionEvent]:
+        if self.recheck and self._disagrees(s, window, devices, frozen, scale):
+            self._close(s)
+            s.ended = "heterogeneous"
+            return [CollusionEvent("resolved", s, window)]
         joined = []
         for d, zi in zip(devices.tolist(), (s.direction * z).tolist()):
             acc = s.sums.setdefault(d, [0.0, 0.0])
@@ -451,12 +465,46 @@ class CollusionDetector:
         s.quiet = 0 if self._still(s) >= self.min_members else s.quiet + 1
         if s.quiet >= self.quiet:
             self._close(s)
+            s.ended = "quiet"
             return [CollusionEvent("resolved", s, window)]
         if joined and len(s.members) + len(joined) <= self.max_fraction * len(devices):
             s.members.extend(joined)
             s.new_members = joined
             return [CollusionEvent("firing", s, window)]
         return []
+
+    def _disagrees(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
+                   scale: np.ndarray) -> bool:
+        """Whether an alerted set's members have disagreed on their shift ``recheck`` blocks in a row.
+
+        The shifts of the members it was alerted with (not those who joined since: a camouflage member
+        sits on the pulled consensus, shifted by another amount) are measured again over blocks of
+        ``confirm`` windows, as over the hold, and tested the same way (chi-square per degree of freedom
+        above ``homogeneity``; members measured over at least half the block). Colluders sharing one
+        offset keep agreeing; honest devices alerted by mistake drift apart, each against the offset it
+        had when the set was nominated (members do not learn), and without this such a set could stand
+        for months. ``z``: against the offsets as they stand (colluders' frozen offsets are carried on
+        by drifts each learned from noise, which part over months)."""
+        member = np.isin(devices, s.core)
+        for d, a, b in zip(devices[member].tolist(), (z * scale)[member].tolist(), (scale * scale)[member].tolist()):
+            acc = s.shifts.setdefault(d, [0.0, 0.0, 0.0])
+            acc[0] += a
+            acc[1] += 1
+            acc[2] += b
+        if s.block < 0:
+            s.block = window
+        if window - s.block + 1 < self.confirm:
+            return False
+        acc = np.array(list(s.shifts.values())).reshape(-1, 3)
+        s.shifts.clear()
+        s.block = window + 1
+        acc = acc[acc[:, 1] >= max(2, self.confirm // 2)]
+        if len(acc) < self.min_members:
+            return False  # too few members measured to say
+        mean, own2 = acc[:, 0] / acc[:, 1], acc[:, 2] / acc[:, 1]
+        _, q = _agreement(mean, own2 / acc[:, 1] + self.tolerance ** 2 * own2)
+        s.failed = s.failed + 1 if q > self.homogeneity else 0
+        return s.failed >= self.recheck
 
     def forget_group(self, group: int, devices: np.ndarray, window: int) -> list[CollusionEvent]:
         """Drop what is known about one group (its devices are being learned afresh): its set, if
@@ -490,13 +538,27 @@ class CollusionDetector:
         self._split = {int(g) for g in state.get("split", [])}
 
 
+def _agreement(shift: np.ndarray, var: np.ndarray) -> tuple[float, float]:
+    """The members' common shift (inverse-variance weighted) and the chi-square per degree of freedom
+    of their shifts around it.
+
+    >>> common, q = _agreement(np.array([1.0, 1.2, 0.8]), np.array([0.01, 0.01, 0.01]))
+    >>> round(common, 6), round(q, 6)
+    (1.0, 4.0)
+    """
+    w = 1.0 / np.maximum(var, 1e-300)
+    common = float(np.sum(w * shift) / np.sum(w))
+    return common, float(np.sum(w * (shift - common) ** 2)) / (len(shift) - 1)
+
+
 def _set_state(s: CollusionSet) -> dict:
     """A set as plain JSON-able numbers."""
     return {"group": s.group, "direction": s.direction, "onset": s.onset, "members": s.members,
             "score": s.score, "scale": s.scale, "quiet": s.quiet, "sums": [[d, v[0], v[1]] for d, v in s.sums.items()],
             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
             "new_members": list(s.new_members), "shifts": [[d, *v] for d, v in s.shifts.items()],
-            "seen": list(s.seen)}
+            "seen": list(s.seen), "core": list(s.core), "block": s.block, "failed": s.failed,
+            "ended": s.ended}
 
 
 def _set_from(s: dict) -> CollusionSet:

@@ -130,7 +130,8 @@ class Pipeline:
             confirm=max(10, round(s.collusion_confirm_seconds / self.window_seconds)),
             tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown,
             penalty=s.collusion_penalty, outsiders=s.collusion_outsiders,
-            recur=round(s.collusion_recur_seconds / self.window_seconds), gap=s.collusion_gap)
+            recur=round(s.collusion_recur_seconds / self.window_seconds), gap=s.collusion_gap,
+            recheck=s.collusion_recheck)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
         self._learners: dict[int, GroupLearner] = {}
@@ -343,7 +344,8 @@ class Pipeline:
         for r in np.flatnonzero(scored & np.isin(rnd.groups, active)) if active else ():
             g = int(rnd.groups[r])
             sel = (rows == r) & warm
-            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], zs[sel], events.scale[sel])
+            evs = self.collusion.update(g, int(rnd.windows[r]), devices[sel], zs[sel], events.scale[sel],
+                                        frozen=events.z[sel])
             for ev in evs:
                 out.alerts.append(self._collusion_alert(ev))
 
@@ -720,7 +722,7 @@ class Pipeline:
                       "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
                       "scan_evidence": round(s.score, 3),
                       "memory_windows": self.collusion.memory_of(s.scale),
-                      "nominated_ts": (s.nominated + 1) * W})
+                      "nominated_ts": (s.nominated + 1) * W, **({"ended": s.ended} if s.ended else {})})
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, fallback: float, plain: float,
                spread: float, present: np.ndarray, out: StepResult) -> None:

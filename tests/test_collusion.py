@@ -10,7 +10,7 @@ N = 20
 def run(shift_of, windows=400, seed=0, alarmed=None, **kw):
     """Feed N devices' residuals z (N(0, 1) plus ``shift_of(w)``, an (N,) array) window by window
     (``alarmed``: (N,) each device's shift alarm direction, 0 none); returns the detector and its
-    events as (state, sorted members, window)."""
+    events as (state, sorted members, window, why it ended)."""
     det = CollusionDetector(confirm=30, **kw)
     det.resize(N)
     rng = np.random.default_rng(seed)
@@ -23,7 +23,7 @@ def run(shift_of, windows=400, seed=0, alarmed=None, **kw):
                             alarmed=None if alarmed is None else alarmed[None, :]):
             det.nominate(0, w, nom)
         for e in det.update(0, w, devices[0], z, np.ones(N)):
-            events.append((e.state, sorted(e.set.members), w))
+            events.append((e.state, sorted(e.set.members), w, e.set.ended))
     return det, events
 
 
@@ -207,3 +207,40 @@ def test_with_a_gap_a_set_must_stand_apart_from_the_rest_of_its_group():
     assert sum(held(tight, 2.0, s) for s in seeds) >= 8
     det = CollusionDetector(gap=2.0)
     assert det.gap == 2.0 and CollusionDetector().gap == 0.0
+
+
+def test_an_alerted_set_whose_members_drift_apart_resolves_on_recheck():
+    """Five devices shift together by 1 sigma and are alerted. If they then part (one member's shift
+    grows, another's falls away, as honest devices alerted by mistake drift apart against frozen
+    offsets), ``recheck`` blocks in a row disagreeing resolve the set as ``heterogeneous``; without
+    ``recheck``, or if the five keep one shift, it stands."""
+    colluders = np.arange(N) < 5
+
+    def shift(parting):
+        def f(w):
+            s = np.where(colluders & (w >= 100), 1.0, 0.0)
+            if parting and w >= 300:
+                s[0], s[1] = 2.0, 0.2
+            return s
+        return f
+
+    for parting, recheck, resolves in ((True, 2, True), (True, 0, False), (False, 2, False)):
+        det, events = run(shift(parting), windows=700, recheck=recheck)
+        assert any(e[0] == "firing" for e in events), events
+        resolved = [e for e in events if e[0] == "resolved"]
+        assert bool(resolved) is resolves, (parting, recheck, events)
+        if resolves:
+            assert 300 < resolved[0][2] <= 300 + 3 * 30 + 1 and resolved[0][3] == "heterogeneous"
+        else:
+            assert det.confirmed() and not det.confirmed()[0].ended
+
+
+def test_recheck_tests_only_the_members_it_was_alerted_with():
+    """A camouflage member joins after the alert with another shift than the rest: the re-check still
+    finds the members it was alerted with agreeing, and the set stands."""
+    core, joiner = np.arange(N) < 5, np.arange(N) == 5
+    det, events = run(lambda w: np.where(core & (w >= 100), 1.0, 0.0) + np.where(joiner & (w >= 250), 3.0, 0.0),
+                      windows=700, recheck=2)
+    (s,) = det.confirmed()
+    assert 5 in s.members and 5 not in s.core
+    assert not [e for e in events if e[0] == "resolved"], events
