@@ -483,8 +483,8 @@ class CollusionDetector:
         above ``homogeneity``; members measured over at least half the block). Colluders sharing one
         offset keep agreeing; honest devices alerted by mistake drift apart, each against the offset it
         had when the set was nominated (members do not learn), and without this such a set could stand
-        for months. ``z``: against the offsets as they stand (colluders' frozen offsets are carried on
-        by drifts each learned from noise, which part over months)."""
+        for months. ``z``: against the offsets as they stand, not carried on by their drift (the carry
+        would hide the very drift that parts honest members)."""
         member = np.isin(devices, s.core)
         for d, a, b in zip(devices[member].tolist(), (z * scale)[member].tolist(), (scale * scale)[member].tolist()):
             acc = s.shifts.setdefault(d, [0.0, 0.0, 0.0])

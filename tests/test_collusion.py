@@ -1,5 +1,7 @@
 """The collusion detector on its own: nomination, extension, confirmation and the reasons a set is dropped."""
 
+import json
+
 import numpy as np
 
 from monitor.collusion import CollusionDetector, Nomination
@@ -244,3 +246,7 @@ def test_recheck_tests_only_the_members_it_was_alerted_with():
     (s,) = det.confirmed()
     assert 5 in s.members and 5 not in s.core
     assert not [e for e in events if e[0] == "resolved"], events
+    other = CollusionDetector(confirm=30, recheck=2)  # the re-check's state goes into a checkpoint
+    other.load_state_dict(json.loads(json.dumps(det.state_dict())))
+    (t,) = other.confirmed()
+    assert (t.core, t.block, t.failed) == (s.core, s.block, s.failed) and s.block > 0
