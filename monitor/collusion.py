@@ -33,7 +33,10 @@ dropped as transient, but remembered for ``recur`` windows: nominated again
 (same direction, sharing at least ``min_members`` devices and half the
 smaller set, the members of the faded sets whose hold it had resumed
 counted in) it goes on with the hold it had, so an intermittent set, or a
-poisoner's next episode, is confirmed over its active spells. When the scan
+poisoner's next episode, is confirmed over its active spells. With ``measure_faded`` a remembered
+set goes on being measured meanwhile, so a resumed hold has its members' shifts over the pauses
+too: a set lying in spells shorter than the hold is measured over spells and pauses alike (its
+members share both) rather than over the few windows of each spell it is held. When the scan
 finds two opposite camps that together make up most of the group (``split``) and deviate by about as much each
 (within ``split_ratio``), say half the devices shifted, nothing
 is nominated: there is no telling which camp is honest, and the group's
@@ -137,7 +140,7 @@ class CollusionDetector:
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
                  split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
                  penalty: str = "calibrated", outsiders: int = 2, recur: int = 0, gap: float = 0.0,
-                 recheck: int = 0) -> None:
+                 recheck: int = 0, measure_faded: bool = False) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
@@ -150,7 +153,7 @@ class CollusionDetector:
         self.confirm, self.tolerance = confirm, tolerance
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
         self.extend_z, self.confirm_z, self.penalty, self.outsiders = extend_z, confirm_z, penalty, outsiders
-        self.recur, self.gap, self.recheck = recur, gap, recheck
+        self.recur, self.gap, self.recheck, self.measure_faded = recur, gap, recheck, measure_faded
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -363,12 +366,31 @@ class CollusionDetector:
         ``scale`` in value units for the homogeneity test; ``frozen``: the residuals against the offsets as
         they stand, where ``z`` carries an alarmed device's offset on by its drift, for the re-check)."""
         s = self._active.get(group)
-        if s is None:
-            return []
         scale = np.ones(len(devices)) if scale is None else scale
+        if s is None:
+            faded = self._faded.get(group)
+            if self.measure_faded and faded is not None and window - faded[0] <= self.recur:
+                self._measure(faded[1], devices, z, scale)  # while remembered: its pauses count too
+            return []
         if not s.confirmed:
             return self._confirm(s, window, devices, z, scale)
         return self._grow(s, window, devices, z, scale, z if frozen is None else frozen)
+
+    @staticmethod
+    def _measure(s: CollusionSet, devices: np.ndarray, z: np.ndarray, scale: np.ndarray) -> None:
+        """Add one window to the shifts measured for a held (or remembered) set, every device of its group."""
+        zs, sc2 = (z * scale).tolist(), (scale * scale).tolist()
+        for i, d in enumerate(devices.tolist()):
+            acc = s.shifts.setdefault(d, [0.0, 0.0, 0.0])
+            acc[0] += zs[i]
+            acc[1] += 1
+            acc[2] += sc2[i]
+
+    def measured_groups(self) -> list[int]:
+        """Groups to pass to `update` this window: those with an active set and (with ``measure_faded``)
+        those remembering a faded one."""
+        groups = [s.group for s in self._active.values()]
+        return groups + [g for g in self._faded if g not in self._active] if self.measure_faded else groups
 
     def _still(self, s: CollusionSet) -> int:
         """Members whose mean residual still stands out in the set's direction (present this window or not)."""
@@ -380,12 +402,7 @@ class CollusionDetector:
         """Hold a nominated set until its members' shifts are known well; alert if they agree."""
         # every device of the group is measured over the hold: the members for the test, the others
         # to see whether the deviation is one shift or an event of many sizes (see ``outsiders``)
-        zs, sc2 = (z * scale).tolist(), (scale * scale).tolist()
-        for i, d in enumerate(devices.tolist()):
-            acc = s.shifts.setdefault(d, [0.0, 0.0, 0.0])
-            acc[0] += zs[i]
-            acc[1] += 1
-            acc[2] += sc2[i]
+        self._measure(s, devices, z, scale)
         if self._still(s) < self.min_members:
             self._close(s)  # the deviation faded before it could be confirmed: transient
             self._outcomes["faded"] += 1

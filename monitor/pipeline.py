@@ -131,7 +131,7 @@ class Pipeline:
             tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown,
             penalty=s.collusion_penalty, outsiders=s.collusion_outsiders,
             recur=round(s.collusion_recur_seconds / self.window_seconds), gap=s.collusion_gap,
-            recheck=s.collusion_recheck)
+            recheck=s.collusion_recheck, measure_faded=s.collusion_recur_measure)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
         self._learners: dict[int, GroupLearner] = {}
@@ -340,7 +340,7 @@ class Pipeline:
         slot = rnd.windows[certain] % HISTORY
         self._hist[rnd.groups[certain], slot] = cons.value[certain]
         self._hist_w[rnd.groups[certain], slot] = rnd.windows[certain]
-        active = [st.group for st in self.collusion.active()]
+        active = self.collusion.measured_groups()  # an active set, or a faded one still measured
         for r in np.flatnonzero(scored & np.isin(rnd.groups, active)) if active else ():
             g = int(rnd.groups[r])
             sel = (rows == r) & warm
