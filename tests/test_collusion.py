@@ -250,3 +250,22 @@ def test_recheck_tests_only_the_members_it_was_alerted_with():
     other.load_state_dict(json.loads(json.dumps(det.state_dict())))
     (t,) = other.confirmed()
     assert (t.core, t.block, t.failed) == (s.core, s.block, s.failed) and s.block > 0
+
+
+def test_a_remembered_set_measured_through_its_pauses_is_alerted_sooner():
+    """Five devices shifted by 2σ for 8 windows of every 40. Remembered (``recur``) but measured only
+    while held, each spell adds a few windows to a 30-window hold; measured through the pauses as
+    well (``measure_faded``), the second spell completes it. Its group is passed to ``update`` while
+    the set is remembered."""
+    liars = np.arange(N) < 5
+    spell = lambda w: np.where(liars & (w >= 100) & ((w - 100) % 40 < 8), 2.0, 0.0)  # noqa: E731
+    for seed in range(4):
+        alerted = []
+        for measure in (False, True):
+            _, events = run(spell, windows=600, seed=seed, recur=200, measure_faded=measure)
+            firing = [e for e in events if e[0] == "firing"]
+            assert firing and set(firing[0][1]) <= set(range(5)), (seed, measure, events)
+            alerted.append(firing[0][2])
+        assert alerted[1] < alerted[0] and alerted[1] < 190, (seed, alerted)
+    det, _ = run(spell, windows=125, recur=200, measure_faded=True)  # after the first spell: faded
+    assert det.measured_groups() == [0] and not det.active()
