@@ -369,7 +369,9 @@ class CollusionDetector:
         scale = np.ones(len(devices)) if scale is None else scale
         if s is None:
             faded = self._faded.get(group)
-            if self.measure_faded and faded is not None and window - faded[0] <= self.recur:
+            if faded is not None and window - faded[0] > self.recur:
+                del self._faded[group]  # too old to be resumed: forgotten, and no longer measured
+            elif self.measure_faded and faded is not None:
                 self._measure(faded[1], devices, z, scale)  # while remembered: its pauses count too
             return []
         if not s.confirmed:
