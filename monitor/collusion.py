@@ -378,6 +378,11 @@ class CollusionDetector:
             return self._confirm(s, window, devices, z, scale)
         return self._grow(s, window, devices, z, scale, z if frozen is None else frozen)
 
+    def _test_var(self, own2: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """The homogeneity test's variance of each measured shift: its standard error squared plus
+        ``tolerance`` of the device's own noise (honest devices of a group are not perfectly alike)."""
+        return own2 / n + self.tolerance ** 2 * own2
+
     @staticmethod
     def _measure(s: CollusionSet, devices: np.ndarray, z: np.ndarray, scale: np.ndarray) -> None:
         """Add one window to the shifts measured for a held (or remembered) set, every device of its group."""
@@ -414,7 +419,7 @@ class CollusionDetector:
         ids = np.fromiter(s.shifts, dtype=np.int64, count=len(s.shifts))
         acc = np.array(list(s.shifts.values())).reshape(-1, 3)
         mean, own2_all = acc[:, 0] / acc[:, 1], acc[:, 2] / acc[:, 1]   # shift; mean squared noise scale
-        var = own2_all / acc[:, 1] + self.tolerance ** 2 * own2_all     # the test's variance of each shift
+        var = self._test_var(own2_all, acc[:, 1])
         member = np.isin(ids, s.members)
         counts = acc[member, 1]
         if len(counts) < self.min_members or counts.min() < self.confirm:
@@ -432,7 +437,8 @@ class CollusionDetector:
         t = s.direction * mean[out] / np.sqrt(np.maximum(own2_all[out] / acc[out, 1], 1e-300))
         off2 = (mean[out] - common) ** 2 / np.maximum(var[out], 1e-300)
         outsiders = int(np.sum((t >= self.join_z) & (off2 > 9.0)))
-        apart = self._apart(s, mean, own2_all, acc[:, 1], member, precision)
+        sigmas = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))  # common shift, own sigmas
+        apart = self._apart(s, sigmas, mean, own2_all, acc[:, 1], member)
         why = ("unshifted" if shift_z < self.confirm_z or not apart
                else "heterogeneous" if q > self.homogeneity
                else "outsiders" if outsiders >= self.outsiders > 0 else None)
@@ -444,15 +450,15 @@ class CollusionDetector:
         s.confirmed = True
         self._outcomes["alerted"] += 1
         s.homogeneity = q
-        s.shift = float(np.sum(precision * m) / np.sum(precision) / np.sqrt(np.mean(own2)))
+        s.shift = sigmas
         s.sums.clear()
         s.shifts.clear()  # from now on: the re-check's blocks (see ``recheck``)
         s.core = list(s.members)
         return [CollusionEvent("firing", s, window)]
 
-    def _apart(self, s: CollusionSet, mean: np.ndarray, own2: np.ndarray, counts: np.ndarray,
-               member: np.ndarray, precision: np.ndarray) -> bool:
-        """Whether the members' common shift over the hold (in their own sigmas) stands ``gap`` robust
+    def _apart(self, s: CollusionSet, common: float, mean: np.ndarray, own2: np.ndarray, counts: np.ndarray,
+               member: np.ndarray) -> bool:
+        """Whether the members' common shift over the hold (``common``, in their own sigmas) stands ``gap`` robust
         standard deviations of the rest of the group's shifts beyond the rest's median (always, with
         ``gap`` 0 or fewer than five others measured over half the hold). Honest devices drift apart
         slowly, and a long memory can nominate a group's tail, its fastest drifters one way, which is
@@ -465,7 +471,6 @@ class CollusionDetector:
         r = mean[rest] / np.sqrt(np.maximum(own2[rest], 1e-300))
         mid = float(np.median(r))
         spread = 1.4826 * float(np.median(np.abs(r - mid)))
-        common = float(np.sum(precision * mean[member]) / np.sum(precision) / np.sqrt(np.mean(own2[member])))
         return s.direction * (common - mid) >= self.gap * spread
 
     def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
@@ -505,11 +510,7 @@ class CollusionDetector:
         for months. ``z``: against the offsets as they stand, not carried on by their drift (the carry
         would hide the very drift that parts honest members)."""
         member = np.isin(devices, s.core)
-        for d, a, b in zip(devices[member].tolist(), (z * scale)[member].tolist(), (scale * scale)[member].tolist()):
-            acc = s.shifts.setdefault(d, [0.0, 0.0, 0.0])
-            acc[0] += a
-            acc[1] += 1
-            acc[2] += b
+        self._measure(s, devices[member], z[member], scale[member])
         if s.block < 0:
             s.block = window
         if window - s.block + 1 < self.confirm:
@@ -521,7 +522,7 @@ class CollusionDetector:
         if len(acc) < self.min_members:
             return False  # too few members measured to say
         mean, own2 = acc[:, 0] / acc[:, 1], acc[:, 2] / acc[:, 1]
-        _, q = _agreement(mean, own2 / acc[:, 1] + self.tolerance ** 2 * own2)
+        _, q = _agreement(mean, self._test_var(own2, acc[:, 1]))
         s.failed = s.failed + 1 if q > self.homogeneity else 0
         return s.failed >= self.recheck
 
