@@ -64,13 +64,15 @@ import numpy as np
 from monitor.scan import evidence_bounds, row_median, subset_scan
 
 
-OUTCOMES = ("nominated", "resumed", "alerted", "faded", "unshifted", "heterogeneous", "outsiders", "relearned")
+OUTCOMES = ("nominated", "resumed", "alerted", "faded", "unshifted", "heterogeneous", "outsiders", "camp",
+            "relearned")
 """What becomes of the sets the scan nominates: held (``nominated``; ``resumed`` as well when it is a set
 that faded coming back, whose hold goes on), then ``alerted``, or dropped because
 their deviation ``faded`` during the hold, their members were no longer shifted over it, or (with ``gap``)
 no further than the rest of the group spreads (``unshifted``),
 disagreed on the shift (``heterogeneous``), devices outside shifted their way by other amounts
-(``outsiders``), or their group was learned afresh (``relearned``)."""
+(``outsiders``), with the devices standing with them they made up half the group (``camp``: the group is
+split), or their group was learned afresh (``relearned``)."""
 
 
 @dataclass
@@ -96,6 +98,7 @@ class CollusionSet:
     block: int = -1              # once alerted: window the current re-check block began (-1: none yet)
     failed: int = 0              # once alerted: re-check blocks in a row whose members' shifts disagreed
     ended: str = ""              # why it resolved: "quiet" (too few members still deviating) or "heterogeneous"
+    vouched: bool = False        # the consensus' history called it the camp that moved (a take-over check)
 
 
 @dataclass(frozen=True)
@@ -140,13 +143,13 @@ class CollusionDetector:
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
                  split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
                  penalty: str = "calibrated", outsiders: int = 2, recur: int = 0, gap: float = 0.0,
-                 recheck: int = 0, measure_faded: bool = False) -> None:
+                 recheck: int = 0, measure_faded: bool = False, camp: float = 0.0) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
                 and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0
                 and penalty in ("calibrated", "union") and outsiders >= 0 and recur >= 0 and gap >= 0
-                and recheck >= 0):
+                and recheck >= 0 and 0 <= camp <= 1):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
@@ -154,6 +157,7 @@ class CollusionDetector:
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
         self.extend_z, self.confirm_z, self.penalty, self.outsiders = extend_z, confirm_z, penalty, outsiders
         self.recur, self.gap, self.recheck, self.measure_faded = recur, gap, recheck, measure_faded
+        self.camp = camp
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -333,14 +337,16 @@ class CollusionDetector:
         out, self._outcomes = self._outcomes, dict.fromkeys(OUTCOMES, 0)
         return out
 
-    def nominate(self, group: int, window: int, nom: Nomination) -> None:
-        """Open a set from a nomination (it is held until confirmed)."""
+    def nominate(self, group: int, window: int, nom: Nomination, vouched: bool = False) -> None:
+        """Open a set from a nomination (it is held until confirmed). ``vouched``: the consensus' history
+        says this is the camp that moved (see ``camp``)."""
         self._split.discard(group)  # one camp is named: the consensus has the other
         self._outcomes["nominated"] += 1
         onset = float(max(window - self.memory_of(nom.scale), 0))
         members = [int(m) for m in nom.members]
         s = CollusionSet(group=group, direction=nom.direction, onset=onset, members=members, score=nom.evidence,
-                         scale=nom.scale, nominated=window, new_members=list(members), seen=list(members))
+                         scale=nom.scale, nominated=window, new_members=list(members), seen=list(members),
+                         vouched=vouched)
         faded = self._faded.pop(group, None)
         if faded is not None and self._resumes(faded, window, nom.direction, members):
             # the same set again (an intermittent set, a poisoner's next episode): its hold goes on
@@ -441,11 +447,14 @@ class CollusionDetector:
         apart = self._apart(s, sigmas, mean, own2_all, acc[:, 1], member)
         why = ("unshifted" if shift_z < self.confirm_z or not apart
                else "heterogeneous" if q > self.homogeneity
-               else "outsiders" if outsiders >= self.outsiders > 0 else None)
+               else "outsiders" if outsiders >= self.outsiders > 0
+               else "camp" if self._camp(s, common, mean, own2_all, acc[:, 1], member) else None)
         if why is not None:
             self._outcomes[why] += 1
             self._close(s)
             self._blocked[s.group] = window + self.cooldown
+            if why == "camp":
+                self._split.add(s.group)  # no telling which camp is honest: the consensus abstains
             return []
         s.confirmed = True
         self._outcomes["alerted"] += 1
@@ -472,6 +481,21 @@ class CollusionDetector:
         mid = float(np.median(r))
         spread = 1.4826 * float(np.median(np.abs(r - mid)))
         return s.direction * (common - mid) >= self.gap * spread
+
+    def _camp(self, s: CollusionSet, common: float, mean: np.ndarray, own2: np.ndarray, counts: np.ndarray,
+              member: np.ndarray) -> bool:
+        """Whether the set, with the devices standing with it, makes up ``camp`` of the group's devices
+        measured over (half) the hold: then it is one of two camps, or the majority, and nothing says it
+        is the one that lies (unless the consensus' history vouched for it). Standing with it: shifted its
+        way over the hold by ``extend_z`` of their standard errors and by at least half its common shift
+        (``common``, value units). In a group half of which colludes, the honest camp read off against
+        a consensus held by the other, as much as the colluders do against an honest one."""
+        if self.camp <= 0 or s.vouched:
+            return False
+        measured = counts >= max(2, self.confirm // 2)
+        t = s.direction * mean / np.sqrt(np.maximum(own2 / np.maximum(counts, 1), 1e-300))
+        standing = ~member & measured & (t >= self.extend_z) & (s.direction * (mean - 0.5 * common) >= 0)
+        return int((member & measured).sum() + standing.sum()) >= self.camp * int(measured.sum())
 
     def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
               scale: np.ndarray, frozen: np.ndarray) -> list[CollusionEvent]:
@@ -578,7 +602,7 @@ def _set_state(s: CollusionSet) -> dict:
             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
             "new_members": list(s.new_members), "shifts": [[d, *v] for d, v in s.shifts.items()],
             "seen": list(s.seen), "core": list(s.core), "block": s.block, "failed": s.failed,
-            "ended": s.ended}
+            "ended": s.ended, "vouched": s.vouched}
 
 
 def _set_from(s: dict) -> CollusionSet:

@@ -131,7 +131,7 @@ class Pipeline:
             tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown,
             penalty=s.collusion_penalty, outsiders=s.collusion_outsiders,
             recur=round(s.collusion_recur_seconds / self.window_seconds), gap=s.collusion_gap,
-            recheck=s.collusion_recheck, measure_faded=s.collusion_recur_measure)
+            recheck=s.collusion_recheck, measure_faded=s.collusion_recur_measure, camp=s.collusion_camp)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
         self._learners: dict[int, GroupLearner] = {}
@@ -331,11 +331,12 @@ class Pipeline:
         for nom in self.collusion.scan(rnd.devices, in_scan, rnd.groups, rnd.windows, noise=noise, honest=honest,
                                        alarmed=alarmed):
             g, w = int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
-            if self._took_over(rnd, nom, offsets):
+            took = self._took_over(rnd, nom, offsets)
+            if took:
                 self.collusion.mark_split(g)  # the nominated camp looks like the honest one: abstain
                 continue
             self._anchor.pop(g, None)
-            self.collusion.nominate(g, w, nom)
+            self.collusion.nominate(g, w, nom, vouched=took is not None)  # history: the camp that moved
         certain = ~cons.uncertain
         slot = rnd.windows[certain] % HISTORY
         self._hist[rnd.groups[certain], slot] = cons.value[certain]
@@ -550,11 +551,12 @@ class Pipeline:
                     "held_while_set_pulled": True, "value": float(rnd.values[rows[pos], cols[pos]])}))
         return held
 
-    def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool:
+    def _took_over(self, rnd: WindowRound, nom, offsets: np.ndarray) -> bool | None:
         """A set nominated on a short memory after a gross jump: is it the camp that stayed
         where the consensus was before the jump (honest devices, with colluders now holding the
         consensus)? Compares the camp and the rest with the last certain consensus from before
-        the set's onset (kept as an anchor while the group abstains)."""
+        the set's onset (kept as an anchor while the group abstains). None: no call (no gross jump,
+        or no consensus from before it)."""
         r, g, w = nom.row, int(rnd.groups[nom.row]), int(rnd.windows[nom.row])
         present = rnd.devices[r] >= 0
         anchor = self._anchor.get(g)
@@ -563,25 +565,25 @@ class Pipeline:
             anchor = None
         held = anchor is not None  # a take-over was seen: judge every nomination against the same anchor
         if nom.scale == 2 and not held:  # a reference from hours ago says nothing about a small shift
-            return False
+            return None
         if held and len(anchor) > 3 and w - anchor[3] <= STICKY:  # judged already (below)
             return nom.direction == anchor[2]
         if anchor is None:
             back = self.collusion.memory_of(nom.scale)
             ok = (self._hist_w[g] >= 0) & (self._hist_w[g] <= w - 1 - back) & (self._hist_w[g] >= w - 1 - 2 * back)
             if not ok.any():
-                return False
+                return None
             i = int(np.argmax(np.where(ok, self._hist_w[g], -1)))
             anchor = [float(self._hist[g, i]), float(self._hist_w[g, i])]
         vals = rnd.values[r] - offsets[r]
         mem = present & np.isin(rnd.devices[r], nom.members)
         rest = present & ~mem
         if not mem.any() or not rest.any() or not np.isfinite(anchor[0]):
-            return False
+            return None
         m, o = float(np.mean(vals[mem])), float(np.median(vals[rest]))
         noise = float(np.median(self.devices.scale(rnd.devices[r][present])))  # the devices' own sigma
         if not held and (not noise > 0 or abs(m - o) < TAKEOVER_GAP * noise):
-            return False  # only a gross shift can be told from the signal's own movement since then
+            return None  # only a gross shift can be told from the signal's own movement since then
         took = abs(m - anchor[0]) < abs(o - anchor[0])
         if took or held:
             # which camp is honest (the nominated one, or the other) is judged once, right after the jump,
