@@ -40,7 +40,11 @@ members share both) rather than over the few windows of each spell it is held. W
 finds two opposite camps that together make up most of the group (``split``) and deviate by about as much each
 (within ``split_ratio``), say half the devices shifted, nothing
 is nominated: there is no telling which camp is honest, and the group's
-consensus abstains (uncertain) until the split ends.
+consensus abstains (uncertain) until the split ends. For the same reason a held set that, with the
+devices standing with it over the hold, makes up ``camp`` of its group (nearly half or more) is not
+alerted, unless the consensus' history vouched for it: in a group half of which colludes, the honest
+camp reads off against a consensus the colluders hold as much as they do against an honest one, and
+the scan may find it first.
 
 Once alerted, the set's onset is a known change point, so every other device
 of the group is tested against it: the sum of its standardised residuals
@@ -71,8 +75,8 @@ that faded coming back, whose hold goes on), then ``alerted``, or dropped becaus
 their deviation ``faded`` during the hold, their members were no longer shifted over it, or (with ``gap``)
 no further than the rest of the group spreads (``unshifted``),
 disagreed on the shift (``heterogeneous``), devices outside shifted their way by other amounts
-(``outsiders``), with the devices standing with them they made up half the group (``camp``: the group is
-split), or their group was learned afresh (``relearned``)."""
+(``outsiders``), with the devices standing with them they made up nearly half the group or more (``camp``),
+or their group was learned afresh (``relearned``)."""
 
 
 @dataclass
@@ -453,8 +457,6 @@ class CollusionDetector:
             self._outcomes[why] += 1
             self._close(s)
             self._blocked[s.group] = window + self.cooldown
-            if why == "camp":
-                self._split.add(s.group)  # no telling which camp is honest: the consensus abstains
             return []
         s.confirmed = True
         self._outcomes["alerted"] += 1
@@ -486,10 +488,9 @@ class CollusionDetector:
               member: np.ndarray) -> bool:
         """Whether the set, with the devices standing with it, makes up ``camp`` of the group's devices
         measured over (half) the hold: then it is one of two camps, or the majority, and nothing says it
-        is the one that lies (unless the consensus' history vouched for it). Standing with it: shifted its
-        way over the hold by ``extend_z`` of their standard errors and by at least half its common shift
-        (``common``, value units). In a group half of which colludes, the honest camp read off against
-        a consensus held by the other, as much as the colluders do against an honest one."""
+        is the one that lies (unless the consensus' history vouched for it): it is dropped, not alerted.
+        Standing with it: shifted its way over the hold by ``extend_z`` of their standard errors and by at
+        least half its common shift (``common``, value units)."""
         if self.camp <= 0 or s.vouched:
             return False
         measured = counts >= max(2, self.confirm // 2)

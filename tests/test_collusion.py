@@ -271,15 +271,15 @@ def test_a_remembered_set_measured_through_its_pauses_is_alerted_sooner():
     assert det.measured_groups() == [0] and not det.active()
 
 
-def test_a_camp_of_half_the_group_is_not_alerted_but_splits_it():
+def test_a_camp_of_half_the_group_is_not_alerted():
     """Half the group reading off together is one of two camps: nothing says it is the one that lies
     (in a group half of which colludes, the honest half reads off against a consensus the colluders
-    hold). With ``camp`` it is not alerted and the group is split (its consensus abstains); a set of
-    30% is alerted as before, and so is a camp the consensus' history vouched for."""
+    hold). With ``camp`` it is not alerted; a set of 30% is alerted as before, and so is a camp the
+    consensus' history vouched for."""
     half, third = np.arange(N) < 10, np.arange(N) < 6
     for seed in range(3):
         det, events = run(lambda w: np.where(half & (w >= 100), -1.0, 0.0), seed=seed, camp=0.5)
-        assert events == [] and det.split_groups() == {0}, (seed, events)
+        assert events == [], (seed, events)
         assert det.drain_outcomes()["camp"] >= 1
         _, events = run(lambda w: np.where(half & (w >= 100), -1.0, 0.0), seed=seed)
         assert any(e[0] == "firing" for e in events)                     # without it: named
