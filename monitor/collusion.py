@@ -68,6 +68,10 @@ import numpy as np
 from monitor.scan import evidence_bounds, row_median, subset_scan
 
 
+TAKEOVER_GAP = 2.0
+"""Camps this many device sigmas apart are told apart by the consensus' history (the pipeline's take-over
+check): a gross jump stands out against the signal's own movement; a shift within the spread does not."""
+
 OUTCOMES = ("nominated", "resumed", "alerted", "faded", "unshifted", "heterogeneous", "outsiders", "camp",
             "relearned")
 """What becomes of the sets the scan nominates: held (``nominated``; ``resumed`` as well when it is a set
@@ -452,7 +456,7 @@ class CollusionDetector:
         why = ("unshifted" if shift_z < self.confirm_z or not apart
                else "heterogeneous" if q > self.homogeneity
                else "outsiders" if outsiders >= self.outsiders > 0
-               else "camp" if self._camp(s, common, mean, own2_all, acc[:, 1], member) else None)
+               else "camp" if self._camp(s, common, sigmas, mean, own2_all, acc[:, 1], member) else None)
         if why is not None:
             self._outcomes[why] += 1
             self._close(s)
@@ -484,14 +488,16 @@ class CollusionDetector:
         spread = 1.4826 * float(np.median(np.abs(r - mid)))
         return s.direction * (common - mid) >= self.gap * spread
 
-    def _camp(self, s: CollusionSet, common: float, mean: np.ndarray, own2: np.ndarray, counts: np.ndarray,
-              member: np.ndarray) -> bool:
+    def _camp(self, s: CollusionSet, common: float, sigmas: float, mean: np.ndarray, own2: np.ndarray,
+              counts: np.ndarray, member: np.ndarray) -> bool:
         """Whether the set, with the devices standing with it, makes up ``camp`` of the group's devices
         measured over (half) the hold: then it is one of two camps, or the majority, and nothing says it
-        is the one that lies (unless the consensus' history vouched for it): it is dropped, not alerted.
-        Standing with it: shifted its way over the hold by ``extend_z`` of their standard errors and by at
-        least half its common shift (``common``, value units)."""
-        if self.camp <= 0 or s.vouched:
+        is the one that lies: it is dropped, not alerted. Only within the spread: a common shift
+        (``sigmas``, in the members' own sigmas) of `TAKEOVER_GAP` or more is left to the consensus'
+        history, and so is a set that history vouched for. Standing with it: shifted its way over the hold
+        by ``extend_z`` of their standard errors and by at least half its common shift (``common``, value
+        units)."""
+        if self.camp <= 0 or s.vouched or abs(sigmas) >= TAKEOVER_GAP:
             return False
         measured = counts >= max(2, self.confirm // 2)
         t = s.direction * mean / np.sqrt(np.maximum(own2 / np.maximum(counts, 1), 1e-300))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from monitor.alerts import alert_id, make_alert
-from monitor.collusion import CollusionDetector, CollusionEvent
+from monitor.collusion import TAKEOVER_GAP, CollusionDetector, CollusionEvent
 from monitor.config import DetectionSettings
 from monitor.consensus import robust_consensus
 from monitor.detectors import MeanShiftCusum, ReplayDetector, SlowShiftCusum, SpikeDetector, StuckDetector, VarianceCusum
@@ -35,7 +35,6 @@ from monitor.windows import WindowAligner, WindowRound
 
 HISTORY = 72          # certain consensus values kept per group (covers two middle memories)
 ANCHOR_MAX_AGE = 240  # windows a pre-jump consensus is trusted as the reference
-TAKEOVER_GAP = 2.0    # camps this many device sigmas apart are checked for a take-over
 STICKY = 16           # windows a take-over check's call of which camp is honest stands (twice the shortest memory)
 PULL_MARGIN = 60      # windows after a set's hold that an alarm raised against its pull is held (a capped CUSUM's decay)
 
