@@ -494,15 +494,21 @@ class CollusionDetector:
         measured over (half) the hold: then it is one of two camps, or the majority, and nothing says it
         is the one that lies: it is dropped, not alerted. Only within the spread: a common shift
         (``sigmas``, in the members' own sigmas) of `TAKEOVER_GAP` or more is left to the consensus'
-        history, and so is a set that history vouched for. Standing with it: shifted its way over the hold
-        by ``extend_z`` of their standard errors and by at least half its common shift (``common``, value
-        units)."""
+        history, and so is a set that history vouched for."""
         if self.camp <= 0 or s.vouched or abs(sigmas) >= TAKEOVER_GAP:
             return False
+        held, standing, measured = self._camp_count(s, common, mean, own2, counts, member)
+        return held + standing >= self.camp * measured
+
+    def _camp_count(self, s: CollusionSet, common: float, mean: np.ndarray, own2: np.ndarray,
+                    counts: np.ndarray, member: np.ndarray) -> tuple[int, int, int]:
+        """(members, devices standing with them, devices) measured over half the hold or more. Standing
+        with the set: shifted its way over the hold by ``extend_z`` of their standard errors and by at
+        least half its common shift (``common``, value units)."""
         measured = counts >= max(2, self.confirm // 2)
         t = s.direction * mean / np.sqrt(np.maximum(own2 / np.maximum(counts, 1), 1e-300))
         standing = ~member & measured & (t >= self.extend_z) & (s.direction * (mean - 0.5 * common) >= 0)
-        return int((member & measured).sum() + standing.sum()) >= self.camp * int(measured.sum())
+        return int((member & measured).sum()), int(standing.sum()), int(measured.sum())
 
     def _grow(self, s: CollusionSet, window: int, devices: np.ndarray, z: np.ndarray,
               scale: np.ndarray, frozen: np.ndarray) -> list[CollusionEvent]:
