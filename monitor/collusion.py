@@ -42,9 +42,9 @@ finds two opposite camps that together make up most of the group (``split``) and
 is nominated: there is no telling which camp is honest, and the group's
 consensus abstains (uncertain) until the split ends. For the same reason a held set that, with the
 devices standing with it over the hold, makes up ``camp`` of its group (nearly half or more) is not
-alerted, unless the consensus' history vouched for it: in a group half of which colludes, the honest
-camp reads off against a consensus the colluders hold as much as they do against an honest one, and
-the scan may find it first.
+alerted when its shift is within the spread (under `TAKEOVER_GAP`) and the consensus' history did not
+vouch for it: in a group half of which colludes, the honest camp reads off against a consensus the
+colluders hold as much as they do against an honest one, and the scan may find it first.
 
 Once alerted, the set's onset is a known change point, so every other device
 of the group is tested against it: the sum of its standardised residuals
