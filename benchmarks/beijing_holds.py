@@ -29,9 +29,9 @@ def main() -> None:
     nominated, held = Counter(), [0]
     nominate, confirm = CollusionDetector.nominate, CollusionDetector._confirm
 
-    def counting_nominate(self, group, window, nom):
+    def counting_nominate(self, group, window, nom, **kw):
         nominated[len(nom.members)] += 1
-        return nominate(self, group, window, nom)
+        return nominate(self, group, window, nom, **kw)
 
     def counting_confirm(self, s, *args):
         held[0] += len(s.members)

@@ -10,7 +10,7 @@ and direction (and whether it resumes the hold of a set that faded:
 ``collusion_recur_seconds``); for an alert, the members' chi-square per
 degree of freedom and common shift; for a drop, why (the outcome
 `poison_monitor_collusion_holds_total` counts: faded, unshifted,
-heterogeneous, outsiders, relearned). The detector's
+heterogeneous, outsiders, camp, relearned). The detector's
 ``nominate``, ``_confirm`` and ``forget_group`` are wrapped to print; nothing else
 changes. Settings: ``--detection.NAME VALUE`` pairs.
 """
@@ -37,9 +37,9 @@ def main() -> None:
     log: list[tuple] = []
     nominate, confirm, forget = CollusionDetector.nominate, CollusionDetector._confirm, CollusionDetector.forget_group
 
-    def traced_nominate(self, group, window, nom):
+    def traced_nominate(self, group, window, nom, **kw):
         before = self._outcomes["resumed"]
-        out = nominate(self, group, window, nom)
+        out = nominate(self, group, window, nom, **kw)
         log.append((window, "held", group, [int(m) for m in nom.members],
                     f"evidence {nom.evidence:.1f}, {'high' if nom.direction > 0 else 'low'}"
                     + (", resumes the hold of the set that faded" if self._outcomes["resumed"] > before else "")))
