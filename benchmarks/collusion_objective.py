@@ -41,6 +41,22 @@ def evaluate_args(fleets: tuple[str, ...], seeds: list[str], out: Path) -> list[
     return args + ["--baselines", "median_zscore", "--no-sweep", "--beijing", "none", "--out", str(out)]
 
 
+def as_flags(pairs: list[str]) -> list[str]:
+    """``--detection.x value`` pairs as `poison-monitor evaluate` takes them: a true or false value as
+    the flag ``--detection.x`` or ``--no-detection.x``.
+
+    >>> as_flags(["--detection.collusion-gap", "0", "--detection.collusion-recur-measure", "false"])
+    ['--detection.collusion-gap', '0', '--no-detection.collusion-recur-measure']
+    """
+    out = []
+    for name, value in zip(pairs[::2], pairs[1::2]):
+        if value.lower() in ("true", "false"):
+            out.append(name if value.lower() == "true" else "--no-" + name.removeprefix("--"))
+        else:
+            out += [name, value]
+    return out
+
+
 def harsh_args(seeds: str) -> list[str]:
     return [sys.executable, "benchmarks/false_collusion.py", "--scenarios", "scenarios/diagnostics/harsh.yaml",
             "--seeds", seeds]
@@ -69,10 +85,10 @@ def main() -> None:
     }
 
     def run(name: str) -> str:
-        done = subprocess.run(runs[name] + detection, capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent.parent)
+        cmd = runs[name] + (detection if name.startswith("harsh") else as_flags(detection))
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
         if done.returncode:
-            raise SystemExit(f"{name} failed ({' '.join(runs[name] + detection)}):\n{done.stderr[-2000:]}")
+            raise SystemExit(f"{name} failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
         (out / f"{name.replace(' ', '_')}.log").write_text(done.stdout + done.stderr)
         return done.stdout
 
