@@ -244,6 +244,29 @@ def test_half_a_group_jumping_is_named_not_the_half_that_stayed():
             assert len(set(a.devices) & attackers) > len(a.devices) / 2, (data.meta["seed"], a.group, a.devices)
 
 
+def test_the_honest_half_of_a_group_is_not_named_as_a_set():
+    """A group half of which colludes by 0.5 sigma (scenarios/tuning/collusion-in-spread.yaml, seed 6):
+    without ``collusion_camp`` the scan found the honest half first and it was alerted as a colluding
+    set of nine honest devices; with it (the default) no alert names only honest devices there, and
+    the smaller sets of the fleet are still named."""
+    from pathlib import Path
+
+    from monitor.evaluation.runner import run_monitor
+    from monitor.evaluation.suite import simulated
+
+    spec = str(Path(__file__).resolve().parents[1] / "scenarios" / "tuning" / "collusion-in-spread.yaml")
+    (data, _), = simulated([spec], [6])
+    attackers = {r["device_id"] for r in data.labels if r["status"] == "attack"}
+    honest_only = {}
+    for camp in (0.0, 0.45):
+        alerts, *_ = run_monitor(data, DetectionSettings(collusion_camp=camp))
+        sets = list({a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}.values())
+        honest_only[camp] = [a.devices for a in sets if not set(a.devices) & attackers]  # last versions
+        assert len({a.group for a in sets if set(a.devices) & attackers}) >= 4, camp
+    assert len(honest_only[0.0]) == 1 and len(honest_only[0.0][0]) == 9, honest_only
+    assert honest_only[0.45] == []
+
+
 def _consensus_after_common_shift(pin: float, shift: float) -> np.ndarray:
     """Group site-00's consensus over the last 100 of 600 windows, after every one of its offsets was
     moved by ``shift`` at window 300 (how a wander of their common level looks to the pipeline)."""
