@@ -60,10 +60,11 @@ def main() -> None:
 
     # detectors, the device's own statistics (n, mean, var, firing, type, sign, onset, peak), its reputation,
     # its collusion running means (3 float64), its restart tracking (last seq, last event time) and whether it
-    # came in a burst of new ids (1 byte)
+    # came in a burst of new ids (1 byte), and its two offset snapshots (2 float32)
     per_device = (sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 1 + 8 * 2
                   + 8 * 2 + 1 + pipe.collusion._ewma.shape[1] * 8 + 8 + 8 + pipe._sybil.itemsize
-                  + (sum(a.itemsize for a in pipe.devices._drift_state()) if pipe.devices.drift_memory > 0 else 0))
+                  + (sum(a.itemsize for a in pipe.devices._drift_state()) if pipe.devices.drift_memory > 0 else 0)
+                  + (pipe.levels._snap.itemsize * pipe.levels._snap.shape[1] if pipe.levels is not None else 0))
     print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
           f"{total:,} readings, micro-batches of {args.batch:,}, learner_every={args.learner_every}")
     print(f"detection core: {total / core:,.0f} readings/s ({core:.2f} s)")

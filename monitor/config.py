@@ -57,6 +57,7 @@ class DetectionSettings(_Section):
                                  "relearn_windows windows in a row learns them afresh (1: never)")
     relearn_windows: int = Field(120, ge=1, description="see relearn_share")
     offset_pin: float = Field(0.1, ge=0, description="rate, in multiples of alpha, at which each group's offsets are moved together towards their established devices' median, less those first seen in a burst of new ids (pins their common level, which nothing else holds; 0: off)")
+    offset_restore_windows: int = Field(128, ge=0, description="when a colluding set is nominated, its group's offsets are moved back together by the median shift its other devices' offsets learned since a snapshot from before the set's onset (the set's pull, which no residual shows once it is out); snapshots of every offset are taken this many windows apart, two kept (0: off)")
     alpha: float | None = Field(None, gt=0, lt=1, description="learning rate per window of a device's offset and scale (default: window_seconds / learn_seconds)")
     learn_seconds: float = Field(30_000.0, gt=0, description="memory of a device's learned offset and scale, in time (0.002 per window at one-minute windows): honest sensors drift per unit of time, not per sample")
     cusum_k: float = Field(0.5, ge=0, description="CUSUM reference value (sigmas)")

@@ -26,6 +26,7 @@ from monitor.detectors import MeanShiftCusum, ReplayDetector, SlowShiftCusum, Sp
 from monitor.detectors.device import TYPES, DeviceMonitor
 from monitor.ingest.decode import DecodedBatch
 from monitor.learner import GroupLearner
+from monitor.level import OffsetSnapshots
 from monitor.registry import Registry
 from monitor.reputation import BetaReputation
 from monitor.restarts import RestartTracker
@@ -133,6 +134,8 @@ class Pipeline:
             recheck=s.collusion_recheck, measure_faded=s.collusion_recur_measure, camp=s.collusion_camp)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
+        # offsets from before a set's onset, to restore the level its pull taught the others (see _restore_level)
+        self.levels = OffsetSnapshots(every=s.offset_restore_windows) if s.offset_restore_windows > 0 else None
         self._learners: dict[int, GroupLearner] = {}
         self._uncertain: set[int] = set()
         self._bursts: dict[int, dict] = {}
@@ -177,6 +180,8 @@ class Pipeline:
                 self._out_run = np.r_[self._out_run, np.zeros(grow, np.int64)]
                 self._hist = np.r_[self._hist, np.full((grow, HISTORY), np.nan)]
                 self._hist_w = np.r_[self._hist_w, np.full((grow, HISTORY), -1, np.int64)]
+            if self.levels is not None:
+                self.levels.resize(n, self.registry.n_groups)
             out.max_event_ts = float(batch.ts.max())
         for rnd in self.aligner.close(flush=flush):
             self._round(rnd, out)
@@ -236,6 +241,8 @@ class Pipeline:
         # devices happen to be inliers; the offsets' common level cancels out of every residual
         if self.settings.offset_pin > 0:
             self._pin_offsets(rnd.groups)
+        if self.levels is not None:
+            self._snapshot_offsets(rnd)
         unit = self._unit(rnd.groups)[:, None]
         offsets = self.devices.offset(np.maximum(rnd.devices, 0)) * unit
         corrected = np.where(trusted, rnd.values - offsets, np.nan)
@@ -336,6 +343,8 @@ class Pipeline:
                 continue
             self._anchor.pop(g, None)
             self.collusion.nominate(g, w, nom, vouched=took is not None)  # history: the camp that moved
+            if self.levels is not None:
+                self._restore_level(g, w, nom)
         certain = ~cons.uncertain
         slot = rnd.windows[certain] % HISTORY
         self._hist[rnd.groups[certain], slot] = cons.value[certain]
@@ -406,6 +415,8 @@ class Pipeline:
             out.alerts.append(self._collusion_alert(ev))
         self.devices.reset(devs)
         self.reputation.reset(devs)
+        if self.levels is not None:
+            self.levels.reset(devs)
         self._spread[g], self._spread_n[g] = np.nan, 0
         self._hist[g], self._hist_w[g] = np.nan, -1
         self._anchor.pop(g, None)
@@ -612,10 +623,46 @@ class Pipeline:
         if not ok.any():
             return
         anchor = ok & (learned >= self.settings.warmup) & ~self._sybil[d]
-        median = row_median(np.where(anchor, self.devices.offset(d), np.nan))
+        offsets = self.devices.offset(d)
+        members = self.collusion.members()
+        if self.levels is not None and len(members):  # a set's members count as they were before its onset
+            offsets = self.levels.before(d, np.broadcast_to(groups[:, None], d.shape), offsets, np.isin(devices, members))
+        median = row_median(np.where(anchor, offsets, np.nan))
         rate = min(1.0, self.settings.offset_pin * self.devices.alpha)
         step = np.where(np.isfinite(median), -rate * median, 0.0)  # no established device yet: no move
         self.devices.shift_offsets(devices[ok], np.broadcast_to(step[:, None], devices.shape)[ok])
+        if self.levels is not None:
+            self.levels.shift(groups, step)
+
+    def _snapshot_offsets(self, rnd: WindowRound) -> None:
+        """Snapshot the offsets of the groups due one (established devices only, as the pin's anchor)."""
+        due = self.levels.due(rnd.groups, rnd.windows)
+        if not due.any():
+            return
+        members = self.registry.members(rnd.groups[due])
+        d = np.maximum(members, 0)
+        warm = (members >= 0) & (self.devices.learned(d) >= self.settings.warmup) & ~self._sybil[d]
+        in_set = self.collusion.members()
+        self.levels.take(rnd.groups[due], rnd.windows[due], members, self.devices.offset(d), warm,
+                         held=np.isin(members, in_set) if len(in_set) else None)
+
+    def _restore_level(self, g: int, w: int, nom) -> None:
+        """A set was nominated in group ``g``: move every offset of the group back together by the
+        median shift its other devices' offsets (not in alarm, not in a set, not from a burst of new
+        ids) learned since a snapshot from before the set's onset. That is the pull the set taught
+        them while it was in the consensus; moving all offsets together changes no residual, only
+        the consensus level, which goes back to where the set found it. The members keep that
+        snapshot while they are in the set (their offsets from before they learned their lie)."""
+        devs = self.registry.members(np.array([g]))[0]
+        devs = devs[devs >= 0]
+        others = devs[~np.isin(devs, self.collusion.members()) & ~self.devices.firing[devs] & ~self._sybil[devs]]
+        slot = self.levels.slot(g, w - self.collusion.memory_of(nom.scale))  # the set's onset, as the set has it
+        shift = self.levels.learned_shift(g, slot, others, self.devices.offset(others))
+        self.levels.hold(np.asarray(nom.members, np.int64), slot)
+        learned = devs[self.devices.learned(devs) >= 1]
+        if shift != 0.0 and len(learned):
+            self.devices.shift_offsets(learned, np.full(len(learned), -shift))
+            self.levels.shift(np.array([g]), np.array([-shift]))
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
@@ -838,6 +885,7 @@ class Pipeline:
             "hist_w": self._hist_w.tolist(), "anchor": [[g, a] for g, a in self._anchor.items()],
             "restarts": self.restarts.state_dict(), "restarted": [[d, i] for d, i in self._restarted.items()],
             "pulled": [[d, i] for d, i in self._pulled.items()],
+            **({"levels": self.levels.state_dict()} if self.levels is not None else {}),
         }
 
     @classmethod
@@ -870,6 +918,9 @@ class Pipeline:
             p.restarts.load_state_dict(state["restarts"])
         p._restarted = {int(d): dict(i) for d, i in state.get("restarted", [])}
         p._pulled = {int(d): dict(i) for d, i in state.get("pulled", [])}
+        if p.levels is not None:
+            p.levels.load_state_dict(state.get("levels", {}))
+            p.levels.resize(p.registry.n_devices, p.registry.n_groups)
         return p
 
     def group_view(self) -> dict[str, np.ndarray]:

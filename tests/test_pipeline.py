@@ -100,7 +100,7 @@ GOLDEN = [('firing', 'device', 'bias', ('site-03-dev-006',), 198, 204),
           ('firing', 'device', 'bias', ('site-02-dev-008',), 300, 305),
           ('firing', 'device', 'bias', ('site-02-dev-001',), 298, 306),
           ('firing', 'collusion', 'collusion', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 295, 393),
-          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 414, 415)]
+          ('firing', 'learner', 'poisoning', ('site-02-dev-001', 'site-02-dev-007', 'site-02-dev-008'), 394, 395)]
 
 
 def test_a_set_pulling_the_plain_mean_raises_a_learner_alert_naming_it():
