@@ -190,6 +190,10 @@ class CollusionDetector:
         """Windows of memory of one of the three running means."""
         return round(1.0 / self._lam[scale])
 
+    def mean_residual(self, devices: np.ndarray, scale: int) -> np.ndarray:
+        """Each device's mean residual at one memory, in its own sigmas."""
+        return self._ewma[devices, scale]
+
     def standing(self, devices: np.ndarray, scale: int) -> np.ndarray:
         """Each device's mean residual at one memory, in standard errors."""
         return self._ewma[devices, scale] / self._se[scale]

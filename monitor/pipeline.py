@@ -625,14 +625,16 @@ class Pipeline:
         anchor = ok & (learned >= self.settings.warmup) & ~self._sybil[d]
         offsets = self.devices.offset(d)
         members = self.collusion.members()
+        unit = self._unit(groups) if self.levels is not None else None
         if self.levels is not None and len(members):  # a set's members count as they were before its onset
-            offsets = self.levels.before(d, np.broadcast_to(groups[:, None], d.shape), offsets, np.isin(devices, members))
+            offsets = self.levels.before(d, np.broadcast_to(groups[:, None], d.shape), offsets * unit[:, None],
+                                         np.isin(devices, members)) / unit[:, None]
         median = row_median(np.where(anchor, offsets, np.nan))
         rate = min(1.0, self.settings.offset_pin * self.devices.alpha)
         step = np.where(np.isfinite(median), -rate * median, 0.0)  # no established device yet: no move
         self.devices.shift_offsets(devices[ok], np.broadcast_to(step[:, None], devices.shape)[ok])
         if self.levels is not None:
-            self.levels.shift(groups, step)
+            self.levels.shift(groups, step * unit)
 
     def _snapshot_offsets(self, rnd: WindowRound) -> None:
         """Snapshot the offsets of the groups due one (established devices only, as the pin's anchor)."""
@@ -643,25 +645,33 @@ class Pipeline:
         d = np.maximum(members, 0)
         warm = (members >= 0) & (self.devices.learned(d) >= self.settings.warmup) & ~self._sybil[d]
         in_set = self.collusion.members()
-        self.levels.take(rnd.groups[due], rnd.windows[due], members, self.devices.offset(d), warm,
+        unit = self._unit(rnd.groups[due])[:, None]  # in value units: the group's unit changes with its spread
+        self.levels.take(rnd.groups[due], rnd.windows[due], members, self.devices.offset(d) * unit, warm,
                          held=np.isin(members, in_set) if len(in_set) else None)
 
     def _restore_level(self, g: int, w: int, nom) -> None:
-        """A set was nominated in group ``g``: move every offset of the group back together by the
-        median shift its other devices' offsets (not in alarm, not in a set, not from a burst of new
-        ids) learned since a snapshot from before the set's onset. That is the pull the set taught
-        them while it was in the consensus; moving all offsets together changes no residual, only
-        the consensus level, which goes back to where the set found it. The members keep that
+        """A set was nominated in group ``g`` (its members leave the consensus): move every offset of
+        the group back together by the median shift its other devices' offsets (not in alarm, not in
+        a set, not from a burst of new ids) learned since a snapshot from before the set's onset. That
+        is the pull the set taught them while it was in the consensus; moving all offsets together
+        changes no residual, only the consensus level, which goes back to where the set found it. Only
+        a shift against the set's direction counts, and at most what the members' mean residual
+        moves a plain mean of the group by: more is the level's own wander (fast where offsets learn
+        fast, as on the hourly Beijing replay), which a restore must not undo. The members keep that
         snapshot while they are in the set (their offsets from before they learned their lie)."""
         devs = self.registry.members(np.array([g]))[0]
         devs = devs[devs >= 0]
         others = devs[~np.isin(devs, self.collusion.members()) & ~self.devices.firing[devs] & ~self._sybil[devs]]
         slot = self.levels.slot(g, w - self.collusion.memory_of(nom.scale))  # the set's onset, as the set has it
-        shift = self.levels.learned_shift(g, slot, others, self.devices.offset(others))
-        self.levels.hold(np.asarray(nom.members, np.int64), slot)
+        unit = float(self._unit(np.array([g]))[0])  # snapshots are in value units
+        shift = self.levels.learned_shift(g, slot, others, self.devices.offset(others) * unit)
+        members = np.asarray(nom.members, np.int64)
+        self.levels.hold(members, slot)
+        lie = abs(float(np.mean(self.collusion.mean_residual(members, nom.scale) * self.devices.scale(members)))) * unit
+        shift = -nom.direction * min(max(-nom.direction * shift, 0.0), lie * len(members) / len(devs))
         learned = devs[self.devices.learned(devs) >= 1]
         if shift != 0.0 and len(learned):
-            self.devices.shift_offsets(learned, np.full(len(learned), -shift))
+            self.devices.shift_offsets(learned, np.full(len(learned), -shift / unit))
             self.levels.shift(np.array([g]), np.array([-shift]))
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
