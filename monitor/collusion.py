@@ -107,6 +107,7 @@ class CollusionSet:
     failed: int = 0              # once alerted: re-check blocks in a row whose members' shifts disagreed
     ended: str = ""              # why it resolved: "quiet" (too few members still deviating) or "heterogeneous"
     vouched: bool = False        # the consensus' history called it the camp that moved (a take-over check)
+    level_restored: float = 0.0  # how far its group's consensus level was moved back at nomination (value units)
 
 
 @dataclass(frozen=True)

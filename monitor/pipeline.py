@@ -673,6 +673,9 @@ class Pipeline:
         if shift != 0.0 and len(learned):
             self.devices.shift_offsets(learned, np.full(len(learned), -shift / unit))
             self.levels.shift(np.array([g]), np.array([-shift]))
+            for st in self.collusion.active():
+                if st.group == g:
+                    st.level_restored = shift
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
@@ -780,7 +783,8 @@ class Pipeline:
                       "new_members": sorted(self.registry.device_names[d] for d in s.new_members),
                       "scan_evidence": round(s.score, 3),
                       "memory_windows": self.collusion.memory_of(s.scale),
-                      "nominated_ts": (s.nominated + 1) * W, **({"ended": s.ended} if s.ended else {})})
+                      "nominated_ts": (s.nominated + 1) * W, "level_restored": round(s.level_restored, 6),
+                      **({"ended": s.ended} if s.ended else {})})
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, fallback: float, plain: float,
                spread: float, present: np.ndarray, out: StepResult) -> None:

@@ -106,3 +106,14 @@ def test_a_nominated_sets_pull_is_taken_back_out_of_the_honest_offsets(seed):
     assert np.abs(restored).mean() < 0.6 * np.abs(kept).mean()
     key = lambda a: (a.alert_id, a.state, tuple(a.devices), a.onset_ts, a.ts)  # noqa: E731
     assert sorted(map(key, on_alerts)) == sorted(map(key, off_alerts))
+
+
+def test_the_collusion_alert_says_how_far_the_level_was_moved_back():
+    """Operators see the restore: a set's alert carries the pull taken back out at its nomination,
+    against the set's direction (value units), 0 where nothing was moved."""
+    sim = FleetSimulator(sweep_scenarios(fractions=(0.3,), offsets=(0.5,), groups=2, samples=700)[0], seed=9)
+    alerts, *_ = run_monitor(to_eval_data(sim), DetectionSettings())
+    sets = [a for a in alerts if a.kind == "collusion" and a.state == "firing"]
+    assert sets
+    moved = [a.evidence["level_restored"] * (1 if a.evidence["direction"] == "high" else -1) for a in sets]
+    assert all(m <= 0 for m in moved) and any(m < 0 for m in moved)
