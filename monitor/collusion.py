@@ -620,7 +620,7 @@ def _set_state(s: CollusionSet) -> dict:
             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
             "new_members": list(s.new_members), "shifts": [[d, *v] for d, v in s.shifts.items()],
             "seen": list(s.seen), "core": list(s.core), "block": s.block, "failed": s.failed,
-            "ended": s.ended, "vouched": s.vouched}
+            "ended": s.ended, "vouched": s.vouched, "level_restored": s.level_restored}
 
 
 def _set_from(s: dict) -> CollusionSet:
