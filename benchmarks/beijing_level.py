@@ -35,7 +35,7 @@ def main() -> None:
         runs[name] = {f: _recorded(rec, pipe, d, f) for f in ("consensus", "guarded", "shadow", "plain_mean")}
     a, c = runs["attacked"], runs["clean"]
     print("group   bias  guarded  unguarded  uncertain(att/clean)  max|level - median| (att/clean)")
-    rows = []
+    rows, biases = [], []
     for g, group in enumerate(data.groups):
         starts = [i.start for i in truth.attacks if i.group == group]
         if not starts:
@@ -52,6 +52,7 @@ def main() -> None:
         mae = lambda f, t: float(np.mean(np.abs(f[ok] - t[ok])) / sigma[g])  # noqa: E731
         row = (mae(fg, cc), mae(fgc, cc), mae(fs, tp), mae(fsc, tp))
         rows.append(row)
+        biases.append(bias)
         stray = []
         for d, cons in ((data, ca), (clean, cc)):
             med = row_median(d.values[d.device_group == g].T)[after]  # NaN in hours no station reported
@@ -61,8 +62,8 @@ def main() -> None:
         print(f"{group:6s} {bias:5.2f}  {row[0] / row[1] - 1:+7.1%}  {row[2] / row[3] - 1:+9.1%}  "
               f"{np.mean(~np.isfinite(ca)):9.2f} / {np.mean(~np.isfinite(cc)):.2f}  {stray[0]:12.2f} / {stray[1]:.2f}")
     m = np.mean(rows, axis=0)
-    print(f"mean over groups: guarded {m[0] / m[1] - 1:+.1%}, unguarded {m[2] / m[3] - 1:+.1%} "
-          "(the scoreboard's learner damage)")
+    print(f"mean over groups: bias {np.mean(biases):.3f} sigma, guarded {m[0] / m[1] - 1:+.1%}, "
+          f"unguarded {m[2] / m[3] - 1:+.1%} (the scoreboard's consensus bias and learner damage)")
 
 
 if __name__ == "__main__":
