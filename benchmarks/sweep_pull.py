@@ -30,6 +30,7 @@ def main() -> None:
     args, rest = ap.parse_known_args()
     (scenario,) = sweep_scenarios(fractions=(args.fraction,), offsets=(args.offset,))
     settings = detection_settings(rest)
+    biases, halves = [], []
     for seed in [int(s) for s in args.seeds.split(",")]:
         sim = FleetSimulator(scenario, seed=seed)
         data, clean = to_eval_data(sim), to_eval_data(sim.clean_twin())
@@ -54,8 +55,14 @@ def main() -> None:
             named = len({pipe.registry.device_names[m] for m in st.members} & liars) if st else 0
             r = iso.get(name, {})
             half = None if r.get("delay_s") is None else round(r["delay_s"] / data.interval)
+            biases.append(bias)
+            halves.append(np.nan if half is None else half)
             print(f"seed {seed} {name}: bias {bias:+.3f} sigma; set of {r.get('members')}, {named} named at the end, "
                   f"half out after {half} samples; honest offsets moved {np.mean(drift):+.3f} sigma against the twin")
+
+    print(f"{len(biases)} groups: mean bias {np.mean(biases):+.3f} sigma, mean size {np.mean(np.abs(biases)):.3f} sigma; "
+          f"half of the set out after a median {np.nanmedian(halves):.1f} samples "
+          f"({int(np.sum(np.array(halves) > 60))} over 60, {int(np.sum(np.isnan(halves)))} never)")
 
 
 if __name__ == "__main__":
