@@ -139,7 +139,7 @@ class CollusionDetector:
     ...     z = rng.normal(size=8) + np.where(np.arange(8) < 3, 3.0 * (w >= 20), 0.0)
     ...     det.observe(devices[0], z)
     ...     for nom in det.scan(devices, np.ones((1, 8), bool), np.array([0])):
-    ...         det.nominate(0, w, nom)
+    ...         _ = det.nominate(0, w, nom)
     ...     events = det.update(0, w, devices[0], z, np.ones(8))
     ...     if events:
     ...         break
@@ -350,9 +350,9 @@ class CollusionDetector:
         out, self._outcomes = self._outcomes, dict.fromkeys(OUTCOMES, 0)
         return out
 
-    def nominate(self, group: int, window: int, nom: Nomination, vouched: bool = False) -> None:
-        """Open a set from a nomination (it is held until confirmed). ``vouched``: the consensus' history
-        says this is the camp that moved (see ``camp``)."""
+    def nominate(self, group: int, window: int, nom: Nomination, vouched: bool = False) -> CollusionSet:
+        """Open a set from a nomination (it is held until confirmed) and return it. ``vouched``: the
+        consensus' history says this is the camp that moved (see ``camp``)."""
         self._split.discard(group)  # one camp is named: the consensus has the other
         self._outcomes["nominated"] += 1
         onset = float(max(window - self.memory_of(nom.scale), 0))
@@ -368,6 +368,7 @@ class CollusionDetector:
             s.seen = sorted(set(old.seen).union(members))
             self._outcomes["resumed"] += 1
         self._active[group] = s
+        return s
 
     def _resumes(self, faded: tuple[int, CollusionSet], window: int, direction: int, members: list[int]) -> bool:
         """Whether a nomination is the group's faded set (``faded``: when it faded, the set) come back:

@@ -93,8 +93,9 @@ class OffsetSnapshots:
         self._snap[devices, 1 - slot] = self._snap[devices, slot]
 
     def before(self, devices: np.ndarray, groups: np.ndarray, offsets: np.ndarray, held: np.ndarray) -> np.ndarray:
-        """Per device (of group ``groups``) its offset, or for a ``held`` one (in a set) the one from
-        before its set's onset where it has one."""
+        """Per device (of group ``groups``) its offset, or for a ``held`` one (in a set) its newer
+        snapshot where it has one: from before its set's onset (see ``hold``), or for a device that
+        joined a set later, the last one taken before it joined."""
         snap = self._snap[devices, 0] + self._gauge[groups]
         return np.where(held & np.isfinite(snap), snap, offsets)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from monitor.alerts import alert_id, make_alert
-from monitor.collusion import TAKEOVER_GAP, CollusionDetector, CollusionEvent
+from monitor.collusion import TAKEOVER_GAP, CollusionDetector, CollusionEvent, CollusionSet
 from monitor.config import DetectionSettings
 from monitor.consensus import robust_consensus
 from monitor.detectors import MeanShiftCusum, ReplayDetector, SlowShiftCusum, SpikeDetector, StuckDetector, VarianceCusum
@@ -240,9 +240,9 @@ class Pipeline:
         # remove each device's learned calibration offset so the consensus is not shaken by which
         # devices happen to be inliers; the offsets' common level cancels out of every residual
         if self.settings.offset_pin > 0:
-            self._pin_offsets(rnd.groups)
+            self._pin_offsets(rnd.groups, members)
         if self.levels is not None:
-            self._snapshot_offsets(rnd)
+            self._snapshot_offsets(rnd, members)
         unit = self._unit(rnd.groups)[:, None]
         offsets = self.devices.offset(np.maximum(rnd.devices, 0)) * unit
         corrected = np.where(trusted, rnd.values - offsets, np.nan)
@@ -342,9 +342,9 @@ class Pipeline:
                 self.collusion.mark_split(g)  # the nominated camp looks like the honest one: abstain
                 continue
             self._anchor.pop(g, None)
-            self.collusion.nominate(g, w, nom, vouched=took is not None)  # history: the camp that moved
+            opened = self.collusion.nominate(g, w, nom, vouched=took is not None)  # history: the camp that moved
             if self.levels is not None:
-                self._restore_level(g, w, nom)
+                self._restore_level(w, opened)
         certain = ~cons.uncertain
         slot = rnd.windows[certain] % HISTORY
         self._hist[rnd.groups[certain], slot] = cons.value[certain]
@@ -602,7 +602,7 @@ class Pipeline:
             self._anchor[g] = anchor[:2] + [nom.direction if took else -nom.direction, w]
         return took
 
-    def _pin_offsets(self, groups: np.ndarray) -> None:
+    def _pin_offsets(self, groups: np.ndarray, members: np.ndarray) -> None:
         """Move each group's learned offsets together towards a zero median, at ``offset_pin``
         times the rate offsets are learned at.
 
@@ -615,7 +615,8 @@ class Pipeline:
         median established device (every device past its warm-up, present or not, in alarm or not, so
         that who is trusted does not move it; every device learned at least once moves with it), less
         those first seen in a burst of new ids (an ``input/sybil`` alert): a flood that outnumbers the
-        group and learns its lie into its offsets would own that median."""
+        group and learns its lie into its offsets would own that median. With the level restore on,
+        the members of active sets (``members``) count with their offsets from before their set's onset."""
         devices = self.registry.members(groups)
         d = np.maximum(devices, 0)
         learned = self.devices.learned(d)
@@ -624,33 +625,32 @@ class Pipeline:
             return
         anchor = ok & (learned >= self.settings.warmup) & ~self._sybil[d]
         offsets = self.devices.offset(d)
-        members = self.collusion.members()
-        unit = self._unit(groups) if self.levels is not None else None
-        if self.levels is not None and len(members):  # a set's members count as they were before its onset
-            offsets = self.levels.before(d, np.broadcast_to(groups[:, None], d.shape), offsets * unit[:, None],
-                                         np.isin(devices, members)) / unit[:, None]
+        unit = self._unit(groups)[:, None]
+        if self.levels is not None and len(members):  # snapshots are in value units
+            offsets = self.levels.before(d, np.broadcast_to(groups[:, None], d.shape), offsets * unit,
+                                         np.isin(devices, members)) / unit
         median = row_median(np.where(anchor, offsets, np.nan))
         rate = min(1.0, self.settings.offset_pin * self.devices.alpha)
         step = np.where(np.isfinite(median), -rate * median, 0.0)  # no established device yet: no move
         self.devices.shift_offsets(devices[ok], np.broadcast_to(step[:, None], devices.shape)[ok])
         if self.levels is not None:
-            self.levels.shift(groups, step * unit)
+            self.levels.shift(groups, step * unit[:, 0])
 
-    def _snapshot_offsets(self, rnd: WindowRound) -> None:
-        """Snapshot the offsets of the groups due one (established devices only, as the pin's anchor)."""
+    def _snapshot_offsets(self, rnd: WindowRound, in_set: np.ndarray) -> None:
+        """Snapshot the offsets of the groups due one (established devices only, as the pin's anchor;
+        members of active sets, ``in_set``, keep theirs)."""
         due = self.levels.due(rnd.groups, rnd.windows)
         if not due.any():
             return
         members = self.registry.members(rnd.groups[due])
         d = np.maximum(members, 0)
         warm = (members >= 0) & (self.devices.learned(d) >= self.settings.warmup) & ~self._sybil[d]
-        in_set = self.collusion.members()
         unit = self._unit(rnd.groups[due])[:, None]  # in value units: the group's unit changes with its spread
         self.levels.take(rnd.groups[due], rnd.windows[due], members, self.devices.offset(d) * unit, warm,
                          held=np.isin(members, in_set) if len(in_set) else None)
 
-    def _restore_level(self, g: int, w: int, nom) -> None:
-        """A set was nominated in group ``g`` (its members leave the consensus): move every offset of
+    def _restore_level(self, w: int, st: CollusionSet) -> None:
+        """Set ``st`` was nominated at window ``w`` (its members leave the consensus): move every offset of
         the group back together by the median shift its other devices' offsets (not in alarm, not in
         a set, not from a burst of new ids) learned since a snapshot from before the set's onset. That
         is the pull the set taught them while it was in the consensus; moving all offsets together
@@ -659,23 +659,22 @@ class Pipeline:
         moves a plain mean of the group by: more is the level's own wander (fast where offsets learn
         fast, as on the hourly Beijing replay), which a restore must not undo. The members keep that
         snapshot while they are in the set (their offsets from before they learned their lie)."""
+        g = st.group
         devs = self.registry.members(np.array([g]))[0]
         devs = devs[devs >= 0]
         others = devs[~np.isin(devs, self.collusion.members()) & ~self.devices.firing[devs] & ~self._sybil[devs]]
-        slot = self.levels.slot(g, w - self.collusion.memory_of(nom.scale))  # the set's onset, as the set has it
+        slot = self.levels.slot(g, w - self.collusion.memory_of(st.scale))  # the set's onset, as the set has it
         unit = float(self._unit(np.array([g]))[0])  # snapshots are in value units
         shift = self.levels.learned_shift(g, slot, others, self.devices.offset(others) * unit)
-        members = np.asarray(nom.members, np.int64)
+        members = np.asarray(st.members, np.int64)
         self.levels.hold(members, slot)
-        lie = abs(float(np.mean(self.collusion.mean_residual(members, nom.scale) * self.devices.scale(members)))) * unit
-        shift = -nom.direction * min(max(-nom.direction * shift, 0.0), lie * len(members) / len(devs))
+        lie = abs(float(np.mean(self.collusion.mean_residual(members, st.scale) * self.devices.scale(members)))) * unit
+        shift = -st.direction * min(max(-st.direction * shift, 0.0), lie * len(members) / len(devs))
         learned = devs[self.devices.learned(devs) >= 1]
         if shift != 0.0 and len(learned):
             self.devices.shift_offsets(learned, np.full(len(learned), -shift / unit))
             self.levels.shift(np.array([g]), np.array([-shift]))
-            for st in self.collusion.active():
-                if st.group == g:
-                    st.level_restored = shift
+            st.level_restored = shift
 
     def _unit(self, groups: np.ndarray) -> np.ndarray:
         """Per group: the unit residuals are learned in (1, or the smoothed spread of the group)."""
