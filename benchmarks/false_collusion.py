@@ -14,7 +14,8 @@ running means that found it, and per named device
 what the ground truth says it is then (``h`` honest, with its natural calibration
 drift in its own sigmas per day and its rank by that drift among the group's
 honest devices, fastest first in the alert's direction, e.g. ``h+0.44#1``;
-``TYPE:SET`` an attack or event at that time, ``TYPE-off`` a device labelled at
+``TYPE:SET`` an attack or event at that time (``camouflage-lead``: the set's camouflage member, which
+reports the pulled consensus; the last line counts those named), ``TYPE-off`` a device labelled at
 another time), and ``!N`` when it is in an alarm of its own at the alert, with its onset N windows before. ``--all``
 prints the other alerts too. This is coarser than the scorer, which also
 counts as false an alert naming too few of a set's members (Jaccard under
@@ -40,6 +41,7 @@ def main() -> None:
                     help="change the scenarios' world, e.g. signal.front_rate_per_day=0 (repeatable)")
     args, scenarios, seeds, settings = fleet_args(ap)
     total = false = 0
+    leads: dict[tuple, bool] = {}  # (scenario, seed, camouflage member): named in an alert with its set
     for spec in scenarios:
         for seed in seeds:
             sim = FleetSimulator(_changed(load_scenario(spec), args.world), seed=seed)
@@ -49,8 +51,11 @@ def main() -> None:
             for lab in data.labels:
                 if lab["status"] != "honest":
                     end = np.inf if lab.get("end_ts") is None else (lab["end_ts"] - t0) / w
+                    lead = (lab.get("params") or {}).get("role") == "camouflage"
                     truth.setdefault(lab["device_id"], []).append(
-                        (lab["type"], lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
+                        (lab["type"] + ("-lead" if lead else ""), lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
+                    if lead:
+                        leads.setdefault((spec, seed, lab["device_id"]), False)
             drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
             alerts, *_ = run_monitor(data, settings)
             latest = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}
@@ -66,6 +71,9 @@ def main() -> None:
                                 + "".join(f"!{at - s:.0f}" for s, e in alarms.get(d, []) if s <= at < e))
                 total += 1
                 false += not in_set
+                for d, t in zip(a.devices, tags):
+                    if (spec, seed, d) in leads and t.startswith("camouflage-lead:") and len(a.devices) > 1:
+                        leads[(spec, seed, d)] = True
                 if args.all or not in_set:
                     site = a.group.split("/")[0]
                     print(_group_sets(site, truth, sum(k.rsplit("-", 2)[0] == site for k in drift)), end=" ")
@@ -74,6 +82,9 @@ def main() -> None:
                           f"(memory {a.evidence.get('memory_windows')}, shift {a.evidence.get('shift_sigmas')}σ, chi2/df {a.evidence.get('shift_chi2_per_df')}): "
                           + " ".join(f"{d.rsplit('-', 1)[-1]}={t}" for d, t in zip(a.devices, tags)))
     print(f"{false} of {total} collusion alerts name no member of a colluding set")
+    if leads:
+        print(f"camouflage members (reporting the pulled consensus) named in a collusion alert during their set: "
+              f"{sum(leads.values())} of {len(leads)}")
 
 
 def _changed(scenario, changes: list[str]):
@@ -106,7 +117,7 @@ def _group_sets(group: str, truth: dict, n: int) -> str:
         if d.rsplit("-", 2)[0] == group:
             for typ, name, *_ in xs:
                 if name:
-                    sets.setdefault(name, (typ, set()))[1].add(d)
+                    sets.setdefault(name, (typ.removesuffix("-lead"), set()))[1].add(d)
     return "[" + ", ".join(f"{t} x{len(m)} {len(m) / n:.0%}" for t, m in sets.values()) + "]"
 
 
