@@ -1,6 +1,6 @@
 """Throughput of the detection core and of decoding, on one core.
 
-    python benchmarks/throughput.py [--groups 1000] [--devices 20] [--samples 200] [--batch 100000] [--learner-every 1]
+    python benchmarks/throughput.py [--groups 1000] [--devices 20] [--samples 200] [--batch 100000] [--learner-every 1] [--detection.name value ...]
 
 Prints readings per second for (a) the detection core (everything after
 decoding: windows, consensus, detectors, collusion, learner) and (b) decoding
@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from _replay import detection_options
 from monitor.config import DetectionSettings
 from monitor.ingest.decode import DecodedBatch, decode_messages
 from monitor.ingest.messages import RawMessage
@@ -30,7 +31,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--learner-every", type=int, default=1, help="detection.learner_every")
-    args = ap.parse_args()
+    args, rest = ap.parse_known_args()  # the rest: --detection.name value pairs
 
     sim = FleetSimulator(preset("clean", groups=args.groups, devices_per_group=args.devices, samples=args.samples),
                          seed=args.seed)
@@ -41,7 +42,8 @@ def main() -> None:
     dev = np.tile(np.arange(n_dev), args.samples)
     total = len(ts)
 
-    pipe = Pipeline(DetectionSettings(learner_every=args.learner_every), window_seconds=sim.scenario.interval_seconds)
+    pipe = Pipeline(DetectionSettings(**{"learner_every": args.learner_every, **detection_options(rest)}),
+                    window_seconds=sim.scenario.interval_seconds)
     batches = [DecodedBatch(device_ids=ids[dev[i:i + args.batch]].tolist(), groups=groups[dev[i:i + args.batch]].tolist(),
                             ts=ts[i:i + args.batch], values=values[i:i + args.batch])
                for i in range(0, total, args.batch)]
@@ -60,16 +62,19 @@ def main() -> None:
 
     # detectors, the device's own statistics (n, mean, var, firing, type, sign, onset, peak), its reputation,
     # its collusion running means (3 float64), its restart tracking (last seq, last event time) and whether it
-    # came in a burst of new ids (1 byte), and its two offset snapshots (2 float32)
+    # came in a burst of new ids (1 byte), its two offset snapshots (2 float32) and its camouflage CUSUM
+    # (2 float32 and an int32: `monitor.mimic`)
     per_device = (sum(det.state_bytes_per_device() for det in pipe.devices.detectors) + 8 * 3 + 1 + 1 + 1 + 8 * 2
                   + 8 * 2 + 1 + pipe.collusion._ewma.shape[1] * 8 + 8 + 8 + pipe._sybil.itemsize
                   + (sum(a.itemsize for a in pipe.devices._drift_state()) if pipe.devices.drift_memory > 0 else 0)
-                  + (pipe.levels._snap.itemsize * pipe.levels._snap.shape[1] if pipe.levels is not None else 0))
+                  + (pipe.levels._snap.itemsize * pipe.levels._snap.shape[1] if pipe.levels is not None else 0)
+                  + (sum(a.itemsize for a in (q._s, q._prev, q._on)) if (q := pipe.collusion._quiet) is not None else 0))
     print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
           f"{total:,} readings, micro-batches of {args.batch:,}, learner_every={args.learner_every}")
     print(f"detection core: {total / core:,.0f} readings/s ({core:.2f} s)")
     print(f"decode + validate JSON: {sample / decode:,.0f} readings/s")
-    print(f"per-device state (detectors, statistics, reputation, collusion means, restarts, burst flag): {per_device} bytes")
+    print(f"per-device state (detectors, statistics, reputation, collusion means and camouflage CUSUM, restarts, "
+          f"burst flag, offset snapshots): {per_device} bytes")
 
 
 if __name__ == "__main__":

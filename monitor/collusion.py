@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from monitor.mimic import MimicCusum
 from monitor.scan import evidence_bounds, row_median, subset_scan
 
 
@@ -108,6 +109,7 @@ class CollusionSet:
     ended: str = ""              # why it resolved: "quiet" (too few members still deviating) or "heterogeneous"
     vouched: bool = False        # the consensus' history called it the camp that moved (a take-over check)
     level_restored: float = 0.0  # how far its group's consensus level was moved back at nomination (value units)
+    mimics: list[int] = field(default_factory=list)  # members that joined as too quiet (camouflage: see ``mimic``)
 
 
 @dataclass(frozen=True)
@@ -152,13 +154,13 @@ class CollusionDetector:
                  confirm: int = 90, tolerance: float = 0.05, homogeneity: float = 2.5, cooldown: int = 60,
                  split: float = 0.6, split_ratio: float = 1.5, extend_z: float = 2.5, confirm_z: float = 3.0,
                  penalty: str = "calibrated", outsiders: int = 2, recur: int = 0, gap: float = 0.0,
-                 recheck: int = 0, measure_faded: bool = False, camp: float = 0.0) -> None:
+                 recheck: int = 0, measure_faded: bool = False, camp: float = 0.0, mimic: float = 0.0) -> None:
         if not (min_members >= 2 and 0 < max_fraction <= 1 and threshold > 0 and memory >= 4 and winsor > 0
                 and clip > 0 and still_z > 0 and join_z > 0 and quiet >= 1 and confirm >= 1
                 and tolerance >= 0 and homogeneity > 0 and cooldown >= 0
                 and 0 < split <= 1 and split_ratio >= 1 and extend_z > 0 and confirm_z > 0
                 and penalty in ("calibrated", "union") and outsiders >= 0 and recur >= 0 and gap >= 0
-                and recheck >= 0 and 0 <= camp <= 1):
+                and recheck >= 0 and 0 <= camp <= 1 and mimic >= 0):
             raise ValueError("invalid CollusionDetector parameters")
         self.min_members, self.max_fraction, self.threshold, self.memory = min_members, max_fraction, threshold, memory
         self.winsor, self.clip, self.still_z, self.join_z, self.quiet = winsor, clip, still_z, join_z, quiet
@@ -166,7 +168,8 @@ class CollusionDetector:
         self.homogeneity, self.cooldown, self.split, self.split_ratio = homogeneity, cooldown, split, split_ratio
         self.extend_z, self.confirm_z, self.penalty, self.outsiders = extend_z, confirm_z, penalty, outsiders
         self.recur, self.gap, self.recheck, self.measure_faded = recur, gap, recheck, measure_faded
-        self.camp = camp
+        self.camp, self.mimic = camp, mimic
+        self._quiet = MimicCusum(h=mimic) if mimic > 0 else None  # devices reading too close to their group
         lam = 1.0 / np.array([memory / 4.0, memory, 4.0 * memory])
         self._lam = lam
         self._se = np.sqrt(lam / (2.0 - lam))  # stationary sd of an EWMA of N(0, 1)
@@ -181,6 +184,14 @@ class CollusionDetector:
     def resize(self, n: int) -> None:
         if n > len(self._ewma):
             self._ewma = np.r_[self._ewma, np.zeros((max(n, 2 * len(self._ewma)) - len(self._ewma), 3))]
+        if self._quiet is not None:
+            self._quiet.resize(n)
+
+    def observe_round(self, devices: np.ndarray, z: np.ndarray, windows: np.ndarray) -> None:
+        """One window round's residuals as groups by device slots (``z`` NaN where not scored): each
+        device's residual steps against its group's, for the camouflage test (``mimic``)."""
+        if self._quiet is not None:
+            self._quiet.observe(devices, z, windows)
 
     def observe(self, devices: np.ndarray, z: np.ndarray) -> None:
         """Fold one window's standardised residuals (clipped at ``±clip``) into the devices' means."""
@@ -209,9 +220,10 @@ class CollusionDetector:
         """Treat a group as split (its consensus abstains) until its next scan says otherwise."""
         self._split.add(group)
 
-    def members(self) -> np.ndarray:
-        """Device indices of every active set (nominated or alerted)."""
-        out = [m for s in self._active.values() for m in s.members]
+    def members(self, camouflage: bool = True) -> np.ndarray:
+        """Device indices of every active set (nominated or alerted); without its camouflage members
+        (``camouflage=False``: they report the consensus, so keeping them in it moves nothing)."""
+        out = [m for s in self._active.values() for m in s.members if camouflage or m not in s.mimics]
         return np.asarray(out, dtype=np.int64)
 
     def active(self) -> list[CollusionSet]:
@@ -529,6 +541,14 @@ class CollusionDetector:
             acc[1] += 1
             if d not in s.members and acc[1] >= 3 and acc[0] / acc[1] ** 0.5 >= self.join_z:
                 joined.append(d)
+        if self._quiet is not None:  # a camouflage member: too quiet since about the set's onset (from at most
+            # the longest memory before the onset the set has, which may be the shortest memory before its
+            # nomination, to the end of its hold: a device that fell quiet long before, or only later, is not its lead)
+            on = self._quiet.onset(devices)
+            quiet = (self._quiet.alarmed(devices) & (on >= s.onset - self.memory_of(2))
+                     & (on <= s.nominated + self.confirm))
+            mimics = [d for d in devices[quiet].tolist() if d not in s.members and d not in joined]
+            joined += mimics
         s.quiet = 0 if self._still(s) >= self.min_members else s.quiet + 1
         if s.quiet >= self.quiet:
             self._close(s)
@@ -537,6 +557,8 @@ class CollusionDetector:
         if joined and len(s.members) + len(joined) <= self.max_fraction * len(devices):
             s.members.extend(joined)
             s.new_members = joined
+            if self._quiet is not None:
+                s.mimics.extend(mimics)
             return [CollusionEvent("firing", s, window)]
         return []
 
@@ -579,6 +601,8 @@ class CollusionDetector:
         self._blocked.pop(group, None)
         self._faded.pop(group, None)
         self._ewma[devices] = 0.0
+        if self._quiet is not None:
+            self._quiet.reset(devices)
         return [CollusionEvent("resolved", s, window)] if s is not None and s.confirmed else []
 
     def _close(self, s: CollusionSet) -> None:
@@ -591,7 +615,8 @@ class CollusionDetector:
     def state_dict(self) -> dict:
         return {"ewma": self._ewma.tolist(), "active": [_set_state(s) for s in self._active.values()],
                 "faded": [[w, _set_state(s)] for w, s in self._faded.values()],
-                "blocked": [[g, w] for g, w in self._blocked.items()], "split": sorted(self._split)}
+                "blocked": [[g, w] for g, w in self._blocked.items()], "split": sorted(self._split),
+                **({"mimic": self._quiet.state_dict()} if self._quiet is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self._ewma = np.asarray(state.get("ewma", []), dtype=np.float64).reshape(-1, 3)
@@ -599,6 +624,9 @@ class CollusionDetector:
         self._faded = {s["group"]: (int(w), _set_from(s)) for w, s in state.get("faded", [])}
         self._blocked = {int(g): int(w) for g, w in state.get("blocked", [])}
         self._split = {int(g) for g in state.get("split", [])}
+        if self._quiet is not None:
+            self._quiet.load_state_dict(state.get("mimic", {}))
+            self._quiet.resize(len(self._ewma))
 
 
 def _agreement(shift: np.ndarray, var: np.ndarray) -> tuple[float, float]:
@@ -621,7 +649,7 @@ def _set_state(s: CollusionSet) -> dict:
             "confirmed": s.confirmed, "homogeneity": s.homogeneity, "shift": s.shift, "nominated": s.nominated,
             "new_members": list(s.new_members), "shifts": [[d, *v] for d, v in s.shifts.items()],
             "seen": list(s.seen), "core": list(s.core), "block": s.block, "failed": s.failed,
-            "ended": s.ended, "vouched": s.vouched, "level_restored": s.level_restored}
+            "ended": s.ended, "vouched": s.vouched, "level_restored": s.level_restored, "mimics": list(s.mimics)}
 
 
 def _set_from(s: dict) -> CollusionSet:
@@ -629,4 +657,5 @@ def _set_from(s: dict) -> CollusionSet:
     sums = {int(d): [a, n] for d, a, n in s["sums"]}
     shifts = {int(d): [a, n, v] for d, a, n, v in s.get("shifts", [])}
     return CollusionSet(**{**s, "sums": sums, "shifts": shifts, "members": list(s["members"]),
-                           "new_members": list(s.get("new_members", [])), "seen": list(s.get("seen", s["members"]))})
+                           "new_members": list(s.get("new_members", [])), "seen": list(s.get("seen", s["members"])),
+                           "mimics": list(s.get("mimics", []))})

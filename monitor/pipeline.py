@@ -131,7 +131,8 @@ class Pipeline:
             tolerance=s.collusion_tolerance, homogeneity=s.collusion_homogeneity, cooldown=s.collusion_cooldown,
             penalty=s.collusion_penalty, outsiders=s.collusion_outsiders,
             recur=round(s.collusion_recur_seconds / self.window_seconds), gap=s.collusion_gap,
-            recheck=s.collusion_recheck, measure_faded=s.collusion_recur_measure, camp=s.collusion_camp)
+            recheck=s.collusion_recheck, measure_faded=s.collusion_recur_measure, camp=s.collusion_camp,
+            mimic=s.collusion_mimic)
         self.reputation = BetaReputation(forget=s.reputation_forget, good_z=s.reputation_good_z,
                                          quarantine_below=s.quarantine_below, readmit_above=s.readmit_above)
         # offsets from before a set's onset, to restore the level its pull taught the others (see _restore_level)
@@ -196,7 +197,7 @@ class Pipeline:
     def _untrusted(self, devices: np.ndarray) -> np.ndarray:
         d = np.maximum(devices, 0)
         bad = self.devices.firing[d] | self._quarantined(devices)
-        members = self.collusion.members()
+        members = self.collusion.members(camouflage=False)
         if len(members):
             bad |= np.isin(devices, members)
         return bad & (devices >= 0)
@@ -221,14 +222,15 @@ class Pipeline:
         untrusted = self._untrusted(rnd.devices)
         if self._relearn(rnd, present, untrusted, out):
             untrusted = self._untrusted(rnd.devices)
-        members = self.collusion.members()  # the sets as they stand before this round's scan
-        if self.recording is not None:
-            self._isolated_before = self._record_left(rnd, set(members.tolist()), self._isolated_before,
-                                                      self.recording.isolated)
+        if self.recording is not None:  # the sets as they stand before this round's scan, all their members
+            self._isolated_before = self._record_left(rnd, set(self.collusion.members().tolist()),
+                                                      self._isolated_before, self.recording.isolated)
             here = set(rnd.devices[present].tolist())  # devices not in this round stay as they were
             self._excluded_before = self._record_left(
                 rnd, (self._excluded_before - here) | set(rnd.devices[untrusted].tolist()),
                 self._excluded_before, self.recording.excluded)
+        # the members that left the consensus (a camouflage member reports it: it stays in, and learns)
+        members = self.collusion.members(camouflage=False)
         # probation: a device still warming up enters the consensus only while its group has too few
         # established ones (a fresh fleet); trust is earned, so a flood of new ids cannot move it
         learned = self.devices.learned(np.maximum(rnd.devices, 0))
@@ -295,7 +297,7 @@ class Pipeline:
         # reputation evidence from every scored window (in an uncertain one, against the fallback), so that
         # a quarantined device can earn its way back even while its group has too few trusted devices
         firing_now = self.devices.firing[devices]
-        confirmed = np.isin(devices, [m for st in self.collusion.confirmed() for m in st.members])
+        confirmed = np.isin(devices, [m for st in self.collusion.confirmed() for m in st.members if m not in st.mimics])
         self.reputation.update(devices, good=(np.abs(events.z) < self.reputation.good_z) & ~firing_now & ~in_set
                                & (self.devices.learned(devices) >= self.settings.warmup), bad=firing_now | confirmed)
         names = self.registry.device_names
@@ -325,6 +327,10 @@ class Pipeline:
         # where its own alarm froze the offset, against the offset carried on by its drift (when asked for)
         zs = events.z if events.behind is None else events.z - events.behind
         self.collusion.observe(devices[warm], zs[warm])
+        if self.settings.collusion_mimic > 0:
+            steps = np.full(rnd.devices.shape, np.nan)
+            steps[rows[warm], cols[warm]] = events.z[warm]
+            self.collusion.observe_round(rnd.devices, steps, rnd.windows)
         in_scan = np.zeros(rnd.devices.shape, bool)
         in_scan[rows[warm], cols[warm]] = True
         noise = self.devices.scale(np.maximum(rnd.devices, 0)) if self.settings.collusion_value_units else None
@@ -662,7 +668,8 @@ class Pipeline:
         g = st.group
         devs = self.registry.members(np.array([g]))[0]
         devs = devs[devs >= 0]
-        others = devs[~np.isin(devs, self.collusion.members()) & ~self.devices.firing[devs] & ~self._sybil[devs]]
+        others = devs[~np.isin(devs, self.collusion.members(camouflage=False)) & ~self.devices.firing[devs]
+                      & ~self._sybil[devs]]
         slot = self.levels.slot(g, w - self.collusion.memory_of(st.scale))  # the set's onset, as the set has it
         unit = float(self._unit(np.array([g]))[0])  # snapshots are in value units
         shift = self.levels.learned_shift(g, slot, others, self.devices.offset(others) * unit)
@@ -783,6 +790,7 @@ class Pipeline:
                       "scan_evidence": round(s.score, 3),
                       "memory_windows": self.collusion.memory_of(s.scale),
                       "nominated_ts": (s.nominated + 1) * W, "level_restored": round(s.level_restored, 6),
+                      **({"camouflage": sorted(self.registry.device_names[d] for d in s.mimics)} if s.mimics else {}),
                       **({"ended": s.ended} if s.ended else {})})
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, fallback: float, plain: float,

@@ -9,18 +9,19 @@ from monitor.collusion import CollusionDetector, Nomination
 N = 20
 
 
-def run(shift_of, windows=400, seed=0, alarmed=None, **kw):
+def run(shift_of, windows=400, seed=0, alarmed=None, noise_of=None, **kw):
     """Feed N devices' residuals z (N(0, 1) plus ``shift_of(w)``, an (N,) array) window by window
-    (``alarmed``: (N,) each device's shift alarm direction, 0 none); returns the detector and its
-    events as (state, sorted members, window, why it ended)."""
+    (``alarmed``: (N,) each device's shift alarm direction, 0 none; ``noise_of(w)``: (N,) their noise, 1
+    when not given); returns the detector and its events as (state, sorted members, window, why it ended)."""
     det = CollusionDetector(confirm=30, **kw)
     det.resize(N)
     rng = np.random.default_rng(seed)
     devices = np.arange(N)[None, :]
     events = []
     for w in range(windows):
-        z = rng.normal(size=N) + shift_of(w)
+        z = rng.normal(size=N) * (1.0 if noise_of is None else noise_of(w)) + shift_of(w)
         det.observe(devices[0], z)
+        det.observe_round(devices, z[None, :], np.array([w]))
         for nom in det.scan(devices, np.ones((1, N), bool), np.array([0]), np.array([w]),
                             alarmed=None if alarmed is None else alarmed[None, :]):
             det.nominate(0, w, nom)
@@ -308,3 +309,24 @@ def test_a_camp_of_half_the_group_is_not_alerted():
     det, events = held(1.0, True)                            # vouched for by the take-over check
     assert events == ["firing"]
     assert json.loads(json.dumps(det.state_dict()))["active"][0]["vouched"] is True
+
+
+def test_a_camouflage_member_joins_its_alerted_set_as_too_quiet():
+    """Five devices shift by 1; a sixth reports where they pull the consensus, with a tenth of its noise:
+    its residual is near zero, so no mean test sees it, but its steps are far smaller than its group's."""
+    colluders, lead = np.arange(N) < 5, np.arange(N) == 19
+    for mimic, named in ((0.0, set(range(5))), (18.0, set(range(5)) | {19})):
+        det, events = run(lambda w: np.where(colluders & (w >= 100), 1.0, 0.0), windows=400, mimic=mimic,
+                          noise_of=lambda w: np.where(lead & (w >= 100), 0.1, 1.0))
+        firing = [e for e in events if e[0] == "firing"]
+        assert set(firing[-1][1]) == named, (mimic, events)
+        (s,) = det.confirmed()
+        assert s.mimics == ([19] if mimic else [])
+
+
+def test_a_device_quiet_since_long_before_the_set_is_not_its_camouflage():
+    colluders, calm = np.arange(N) < 5, np.arange(N) == 19
+    det, events = run(lambda w: np.where(colluders & (w >= 300), 1.0, 0.0), windows=500, mimic=18.0,
+                      noise_of=lambda w: np.where(calm, 0.1, 1.0))
+    firing = [e for e in events if e[0] == "firing"]
+    assert set(firing[-1][1]) == set(range(5)), events

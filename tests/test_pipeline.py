@@ -330,3 +330,17 @@ def test_the_recording_says_when_devices_leave_the_consensus_and_why():
     assert len(set(p.recording.excluded)) == len(p.recording.excluded)
     alarmed = {a.devices[0] for a in alerts if a.kind == "device"}
     assert {d for d, _ in p.recording.excluded} <= alarmed | {d for d, _ in p.recording.isolated}
+
+
+def test_a_camouflage_member_is_named_with_its_set():
+    """A set of 5 of 20 shifting by 2 sigma whose lead reports where it pulls the consensus (the honest
+    mean plus the pull, with a quarter of its noise): its residual is near zero, but its steps are far
+    smaller than its group's, so the set's alert takes it along and says so."""
+    for seed in range(3):
+        sim = FleetSimulator(Scenario(groups=2, devices_per_group=20, samples=700, attacks=[
+            AttackSpec(type="camouflage", group=0, count=5, start=300, magnitude=2.0)]), seed=seed)
+        lead = next(r["device_id"] for r in sim.labels() if (r.get("params") or {}).get("role") == "camouflage")
+        _, alerts = run_pipeline(list(sim.readings()), settings=DetectionSettings(collusion_mimic=18.0))
+        last = [a for a in alerts if a.kind == "collusion" and a.state == "firing"][-1]
+        assert set(last.devices) == attackers(sim), seed
+        assert last.evidence["camouflage"] == [lead], seed
