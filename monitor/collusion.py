@@ -541,12 +541,10 @@ class CollusionDetector:
             acc[1] += 1
             if d not in s.members and acc[1] >= 3 and acc[0] / acc[1] ** 0.5 >= self.join_z:
                 joined.append(d)
-        if self._quiet is not None:  # a camouflage member: too quiet since about the set's onset (from at most
-            # the longest memory before the onset the set has, which may be the shortest memory before its
-            # nomination, to the end of its hold: a device that fell quiet long before, or only later, is not its lead)
-            on = self._quiet.onset(devices)
-            quiet = (self._quiet.alarmed(devices) & (on >= s.onset - self.memory_of(2))
-                     & (on <= s.nominated + self.confirm))
+        if self._quiet is not None:  # a camouflage member: quiet since the set's onset at the earliest (less the
+            # longest memory: the onset the set has may be the shortest memory before its nomination); a device
+            # quiet since long before is not its lead
+            quiet = self._quiet.alarmed(devices) & (self._quiet.onset(devices) >= s.onset - self.memory_of(2))
             mimics = [d for d in devices[quiet].tolist() if d not in s.members and d not in joined]
             joined += mimics
         s.quiet = 0 if self._still(s) >= self.min_members else s.quiet + 1
