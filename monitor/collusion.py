@@ -54,7 +54,11 @@ than ``min_members`` members still deviating, or (with ``recheck``) when the mem
 alerted with, measured again over blocks as long as the hold, disagree on their shift ``recheck``
 blocks in a row: honest devices alerted by mistake drift apart against their frozen offsets.
 
-State per device: three float64 means. Per group: at most one active set (plain
+With ``mimic`` (0, off, here and in the service's settings) a device whose residual steps have been far
+smaller than its group's since about an alerted set's onset (`monitor.mimic`) joins it as its camouflage
+member, the one that reports the consensus the set pulls (``mimics``; it stays in the consensus).
+
+State per device: three float64 means (and the camouflage test's 12 bytes when ``mimic`` is on). Per group: at most one active set (plain
 numbers; while it is held, three sums for each device of the group), at most one faded set
 (the same) and a cool-down deadline.
 """
