@@ -39,3 +39,10 @@ def beijing(seed: int = BEIJING_SEED) -> tuple[EvalData, EvalData]:
     ``poison-monitor evaluate`` takes the first of its ``--seeds``)."""
     clean = to_eval_data(default_path())
     return clean, inject(clean, BEIJING_ATTACKS, seed=seed)
+
+
+def label_type(label: dict) -> str:
+    """A ground-truth label's type, ``camouflage-lead`` for a camouflage set's lead (the member that
+    reports the pulled consensus, ``role`` in its parameters) to tell it from the members that shift."""
+    lead = (label.get("params") or {}).get("role") == "camouflage"
+    return label["type"] + ("-lead" if lead else "")

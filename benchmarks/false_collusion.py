@@ -29,7 +29,7 @@ import argparse
 
 import numpy as np
 
-from _replay import fleet_args
+from _replay import fleet_args, label_type
 from monitor.evaluation.runner import run_monitor
 from simulators import FleetSimulator, load_scenario, to_eval_data
 
@@ -51,10 +51,10 @@ def main() -> None:
             for lab in data.labels:
                 if lab["status"] != "honest":
                     end = np.inf if lab.get("end_ts") is None else (lab["end_ts"] - t0) / w
-                    lead = (lab.get("params") or {}).get("role") == "camouflage"
+                    typ = label_type(lab)
                     truth.setdefault(lab["device_id"], []).append(
-                        (lab["type"] + ("-lead" if lead else ""), lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
-                    if lead:
+                        (typ, lab.get("collusion_set"), (lab["start_ts"] - t0) / w, end))
+                    if typ == "camouflage-lead":
                         leads.setdefault((spec, seed, lab["device_id"]), False)
             drift = dict(zip(sim.device_ids, (sim.drift_rates / sim.sigmas).tolist()))  # sigmas per day
             alerts, *_ = run_monitor(data, settings)

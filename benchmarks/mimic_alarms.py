@@ -18,12 +18,12 @@ import argparse
 
 import numpy as np
 
-from _replay import beijing, detection_settings
+from _replay import beijing, detection_settings, label_type
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
 from monitor.mimic import MimicCusum
 
-MIMIC_H = 18.0  # `collusion_mimic` when it is on (monitor.mimic)
+MIMIC_H = MimicCusum().h  # `collusion_mimic` when it is on: the test's own default threshold
 
 
 def main() -> None:
@@ -64,9 +64,7 @@ def main() -> None:
         labels: dict[str, list[tuple[str, float]]] = {}
         for lab in data.labels:
             if lab["status"] != "honest":
-                lead = (lab.get("params") or {}).get("role") == "camouflage"
-                labels.setdefault(lab["device_id"], []).append(
-                    (lab["type"] + ("-lead" if lead else ""), (lab["start_ts"] - t0) / data.interval))
+                labels.setdefault(lab["device_id"], []).append((label_type(lab), (lab["start_ts"] - t0) / data.interval))
         w0 = round(t0 / data.interval)
         alarmed = {names[d]: w - w0 for d, w in first.items() if d < len(names)}
         honest = [n for n in alarmed if n not in labels]

@@ -550,7 +550,9 @@ class CollusionDetector:
             # quiet since long before is not its lead
             quiet = self._quiet.alarmed(devices) & (self._quiet.onset(devices) >= s.onset - self.memory_of(2))
             mimics = [d for d in devices[quiet].tolist() if d not in s.members and d not in joined]
-            joined += mimics
+        else:
+            mimics = []
+        joined += mimics
         s.quiet = 0 if self._still(s) >= self.min_members else s.quiet + 1
         if s.quiet >= self.quiet:
             self._close(s)
@@ -559,8 +561,7 @@ class CollusionDetector:
         if joined and len(s.members) + len(joined) <= self.max_fraction * len(devices):
             s.members.extend(joined)
             s.new_members = joined
-            if self._quiet is not None:
-                s.mimics.extend(mimics)
+            s.mimics.extend(mimics)
             return [CollusionEvent("firing", s, window)]
         return []
 

@@ -11,8 +11,8 @@ honest device, free of any level shift) is compared with its group's in the same
 
 (0.455 is the median of a chi-square with one degree of freedom, so an honest device's ratio is
 about 1 whatever the group's noise is doing now: calm nights and stormy days move every device's
-steps together). A one-sided CUSUM of the log-likelihood ratio of a variance ``ratio**2`` times the
-group's against the group's own,
+steps together). A one-sided CUSUM of the log-likelihood ratio of steps with ``r**2`` times the
+group's variance against steps with the group's own,
 
     s = max(0, s + ratio / 2 * (1 - 1 / r**2) - ln r),
 
@@ -57,11 +57,13 @@ class MimicCusum:
 
     def resize(self, n: int) -> None:
         if n > len(self._s):
-            size = max(n, 2 * len(self._s))
-            grow = size - len(self._s)
-            self._s = np.r_[self._s, np.zeros(grow, np.float32)]
-            self._prev = np.r_[self._prev, np.full(grow, np.nan, np.float32)]
-            self._on = np.r_[self._on, np.full(grow, -1, np.int32)]
+            self._pad(max(n, 2 * len(self._s)))
+
+    def _pad(self, size: int) -> None:
+        """Grow the three per-device arrays to ``size`` (new devices: nothing seen yet)."""
+        self._s = np.r_[self._s, np.zeros(size - len(self._s), np.float32)]
+        self._prev = np.r_[self._prev, np.full(size - len(self._prev), np.nan, np.float32)]
+        self._on = np.r_[self._on, np.full(size - len(self._on), -1, np.int32)]
 
     def observe(self, devices: np.ndarray, z: np.ndarray, windows: np.ndarray) -> None:
         """One window round: ``devices`` (R, C) indices (-1 absent), ``z`` (R, C) residuals (NaN where
@@ -104,7 +106,4 @@ class MimicCusum:
         self._s = np.asarray(state.get("s", []), np.float32)
         self._prev = np.array([np.nan if x is None else x for x in state.get("prev", [])], np.float32)
         self._on = np.asarray(state.get("on", []), np.int32)
-        n = max(len(self._s), len(self._prev), len(self._on))
-        self._s = np.r_[self._s, np.zeros(n - len(self._s), np.float32)]
-        self._prev = np.r_[self._prev, np.full(n - len(self._prev), np.nan, np.float32)]
-        self._on = np.r_[self._on, np.full(n - len(self._on), -1, np.int32)]
+        self._pad(max(len(self._s), len(self._prev), len(self._on)))
