@@ -6,21 +6,27 @@ long enough to be relearned and how many times that happened, then how many coll
 (firing events, new or grown) came how long after the group's last relearning (or the start),
 and the device alerts by type with the pairs most often said to copy one another (replay).
 
-    python benchmarks/beijing_relearn.py
+Per group it also prints the relearnings in each year of the replay and the device alarms that
+lasted 30 days or more (the alarm stands and nothing of the device is learned: see the README on
+the two states a group settles in).
+
+    python benchmarks/beijing_relearn.py [--detection.option value ...]
 """
 
 from __future__ import annotations
 
 import collections
+import sys
 
 import numpy as np
 
-from monitor.config import DetectionSettings
+from _replay import detection_settings
 from monitor.evaluation.beijing import default_path, to_eval_data
 from monitor.evaluation.inject import inject
 from monitor.evaluation.runner import run_monitor
 
 BINS = (0, 120, 240, 480, 1000, 10 ** 9)
+YEAR, LONG = 8760, 720  # hourly windows: a year, 30 days
 
 
 def main() -> None:
@@ -28,22 +34,33 @@ def main() -> None:
     if not path.exists():
         raise SystemExit(f"{path} not found: the Beijing data set lies in ../shared/data beside the project")
     data = inject(to_eval_data(path), "scenarios/beijing-attacks.yaml", seed=1001)
-    alerts, *_ = run_monitor(data, DetectionSettings())
+    alerts, *_ = run_monitor(data, detection_settings(sys.argv[1:]))
     t0, W = float(np.nanmin(data.ts)), data.interval
     hours = data.values.shape[1]
     relearns: dict[str, list[int]] = collections.defaultdict(list)
     last: dict[str, float] = collections.defaultdict(lambda: t0)
     since = []
+    opened: dict[str, tuple[str, float]] = {}
+    long: collections.Counter = collections.Counter()
     for a in alerts:
         if a.type == "relearned" and a.state == "firing":
             relearns[a.group].append(round((a.ts - t0) / W))
             last[a.group] = a.ts
         elif a.kind == "collusion" and a.state == "firing":
             since.append((a.ts - last[a.group]) / W)
+        elif a.kind == "device" and a.state == "firing":
+            opened.setdefault(a.alert_id, (a.group, a.ts))
+        elif a.kind == "device" and a.alert_id in opened:
+            g, t = opened.pop(a.alert_id)
+            long[g] += (a.ts - t) / W >= LONG
+    for g, t in opened.values():  # still open at the end
+        long[g] += t0 + hours * W - t >= LONG * W
     print(f"{hours:,} hourly windows")
     for g in data.groups:
         r = relearns.get(g, [])
-        print(f"{g}: relearned {len(r)} times, first at window {r[0] if r else '-'}")
+        years = np.bincount(np.asarray(r, int) // YEAR, minlength=(hours + YEAR - 1) // YEAR).tolist()
+        print(f"{g}: relearned {len(r)} times (by year: {years}), first at window {r[0] if r else '-'}; "
+              f"device alarms of 30 days or more: {long[g]}")
     counts = np.histogram(since, BINS)[0]
     print("collusion alerts by windows since the group's last relearning (or the start):",
           ", ".join(f"{lo}-{hi if hi < 10 ** 9 else '...'}: {c}" for lo, hi, c in zip(BINS, BINS[1:], counts)))

@@ -6,7 +6,8 @@
 Runs the monitor on each scenario and seed (simulated, with ground truth; or the Beijing replay with
 the scoreboard's injected attacks, ``--seeds`` then being the injection's seed) and prints, per run,
 how many devices were ever in a camouflage alarm (the CUSUM at its threshold), how many of them honest,
-and for each labelled device in alarm what it is (``camouflage-lead``: the set's member that reports
+how many collusion alerts named a camouflage member (and how many of those members are honest), and
+for each labelled device in alarm what it is (``camouflage-lead``: the set's member that reports
 the pulled consensus) and how many windows after its label's start the alarm came. Then the totals.
 The detector's ``observe`` is wrapped to watch; nothing else changes. ``--detection.x value`` pairs as
 for the other benchmarks; ``collusion_mimic`` is off by default, and is then set to 18 here.
@@ -58,7 +59,7 @@ def main() -> None:
     total = honest_total = honest_alarmed = 0
     for seed, data in runs:
         first.clear()
-        _, _, pipe, *_ = run_monitor(data, settings)
+        alerts, _, pipe, *_ = run_monitor(data, settings)
         names = pipe.registry.device_names
         t0 = float(np.nanmin(data.ts))
         labels: dict[str, list[tuple[str, float]]] = {}
@@ -72,8 +73,14 @@ def main() -> None:
         total += len(alarmed)
         honest_total += n_honest
         honest_alarmed += len(honest)
+        sets: dict[str, list[str]] = {}  # collusion alert -> its camouflage members, as last alerted
+        for a in alerts:
+            if a.kind == "collusion" and a.state == "firing":
+                sets[a.alert_id] = a.evidence.get("camouflage", [])
+        named = [m for ms in sets.values() for m in ms]
         print(f"{data.name} seed {seed}: {len(alarmed)} devices in a camouflage alarm, {len(honest)} of "
-              f"{n_honest} honest ones")
+              f"{n_honest} honest ones; {sum(1 for ms in sets.values() if ms)} of {len(sets)} collusion alerts "
+              f"name a camouflage member, {sum(1 for m in named if m not in labels)} of the {len(named)} named honest")
         for n, w in sorted(alarmed.items()):
             if n in labels:
                 what = ", ".join(f"{t} +{w - s:.0f}" for t, s in labels[n])

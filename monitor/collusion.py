@@ -552,13 +552,17 @@ class CollusionDetector:
             mimics = [d for d in devices[quiet].tolist() if d not in s.members and d not in joined]
         else:
             mimics = []
-        joined += mimics
         s.quiet = 0 if self._still(s) >= self.min_members else s.quiet + 1
         if s.quiet >= self.quiet:
             self._close(s)
             s.ended = "quiet"
             return [CollusionEvent("resolved", s, window)]
-        if joined and len(s.members) + len(joined) <= self.max_fraction * len(devices):
+        # the shifted members (not the camouflage ones, which stay in the consensus) make up at most
+        # max_fraction of the group: all who would join this window, or none of them
+        if len(s.members) - len(s.mimics) + len(joined) > self.max_fraction * len(devices):
+            joined = []
+        joined += mimics
+        if joined:
             s.members.extend(joined)
             s.new_members = joined
             s.mimics.extend(mimics)
