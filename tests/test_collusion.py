@@ -330,3 +330,15 @@ def test_a_device_quiet_since_long_before_the_set_is_not_its_camouflage():
                       noise_of=lambda w: np.where(calm, 0.1, 1.0))
     firing = [e for e in events if e[0] == "firing"]
     assert set(firing[-1][1]) == set(range(5)), events
+
+
+def test_camouflage_members_take_no_shifted_members_place_under_max_fraction():
+    """At most 6 shifted members (0.3 of 20): five shift at window 100 and a sixth at 250, while two
+    devices report the pulled consensus. The quiet two stay in the consensus, so they do not count."""
+    first, late, quiet = np.arange(N) < 5, np.arange(N) == 5, np.arange(N) >= 18
+    det, events = run(lambda w: np.where(first & (w >= 100) | late & (w >= 250), 1.0, 0.0), windows=500,
+                      mimic=18.0, max_fraction=0.3, noise_of=lambda w: np.where(quiet & (w >= 100), 0.1, 1.0))
+    firing = [e for e in events if e[0] == "firing"]
+    assert set(firing[-1][1]) == set(range(6)) | {18, 19}, events
+    (s,) = det.confirmed()
+    assert sorted(s.mimics) == [18, 19]
