@@ -6,7 +6,7 @@ long enough to be relearned and how many times that happened, then how many coll
 (firing events, new or grown) came how long after the group's last relearning (or the start),
 and the device alerts by type with the pairs most often said to copy one another (replay).
 
-Per group it also prints the relearnings in each year of the replay and the device alarms that
+Per group it also prints the relearnings in each year of the replay (and the first of each) and the device alarms that
 lasted 30 days or more (the alarm stands and nothing of the device is learned: see the README on
 the two states a group settles in).
 
@@ -58,9 +58,11 @@ def main() -> None:
     print(f"{hours:,} hourly windows")
     for g in data.groups:
         r = relearns.get(g, [])
-        years = np.bincount(np.asarray(r, int) // YEAR, minlength=(hours + YEAR - 1) // YEAR).tolist()
-        print(f"{g}: relearned {len(r)} times (by year: {years}), first at window {r[0] if r else '-'}; "
-              f"device alarms of 30 days or more: {long[g]}")
+        year = np.asarray(r, int) // YEAR
+        n_years = (hours + YEAR - 1) // YEAR
+        firsts = [int(min(np.asarray(r)[year == y])) if (year == y).any() else "-" for y in range(n_years)]
+        print(f"{g}: relearned {len(r)} times (by year: {np.bincount(year, minlength=n_years).tolist()}, "
+              f"the first of each year at window {firsts}); device alarms of 30 days or more: {long[g]}")
     counts = np.histogram(since, BINS)[0]
     print("collusion alerts by windows since the group's last relearning (or the start):",
           ", ".join(f"{lo}-{hi if hi < 10 ** 9 else '...'}: {c}" for lo, hi, c in zip(BINS, BINS[1:], counts)))

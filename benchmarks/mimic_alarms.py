@@ -73,14 +73,16 @@ def main() -> None:
         total += len(alarmed)
         honest_total += n_honest
         honest_alarmed += len(honest)
-        sets: dict[str, list[str]] = {}  # collusion alert -> its camouflage members, as last alerted
-        for a in alerts:
-            if a.kind == "collusion" and a.state == "firing":
-                sets[a.alert_id] = a.evidence.get("camouflage", [])
-        named = [m for ms in sets.values() for m in ms]
+        final = {a.alert_id: a for a in alerts if a.kind == "collusion" and a.state == "firing"}  # as last alerted
+        named = [(a, a.evidence.get("camouflage", [])) for a in final.values()]
+        named = [(a, ms) for a, ms in named if ms]
+        members = [m for _, ms in named for m in ms]
         print(f"{data.name} seed {seed}: {len(alarmed)} devices in a camouflage alarm, {len(honest)} of "
-              f"{n_honest} honest ones; {sum(1 for ms in sets.values() if ms)} of {len(sets)} collusion alerts "
-              f"name a camouflage member, {sum(1 for m in named if m not in labels)} of the {len(named)} named honest")
+              f"{n_honest} honest ones; {len(named)} of {len(final)} collusion alerts name a camouflage member, "
+              f"{sum(1 for m in members if m not in labels)} of the {len(members)} named honest (*)")
+        for a, ms in named:
+            print(f"   {a.group}: set {', '.join(a.devices)}; camouflage "
+                  + ", ".join(m + ("*" if m not in labels else "") for m in ms))
         for n, w in sorted(alarmed.items()):
             if n in labels:
                 what = ", ".join(f"{t} +{w - s:.0f}" for t, s in labels[n])

@@ -68,7 +68,7 @@ def main() -> None:
                   + 8 * 2 + 1 + pipe.collusion._ewma.shape[1] * 8 + 8 + 8 + pipe._sybil.itemsize
                   + (sum(a.itemsize for a in pipe.devices._drift_state()) if pipe.devices.drift_memory > 0 else 0)
                   + (pipe.levels._snap.itemsize * pipe.levels._snap.shape[1] if pipe.levels is not None else 0)
-                  + (sum(a.itemsize for a in (q._s, q._prev, q._on)) if (q := pipe.collusion._quiet) is not None else 0))
+                  + (q.state_bytes_per_device() if (q := pipe.collusion._quiet) is not None else 0))
     print(f"fleet: {args.groups} groups x {args.devices} devices = {n_dev:,} devices, {args.samples} samples each, "
           f"{total:,} readings, micro-batches of {args.batch:,}, learner_every={args.learner_every}")
     print(f"detection core: {total / core:,.0f} readings/s ({core:.2f} s)")

@@ -88,6 +88,10 @@ class MimicCusum:
         self._on[dd] = np.where((old == 0.0) & (new > 0.0), w, self._on[dd])
         self._s[dd] = new
 
+    def state_bytes_per_device(self) -> int:
+        """Bytes of state kept per device (as the detectors' method of that name)."""
+        return sum(a.itemsize for a in (self._s, self._prev, self._on))
+
     def alarmed(self, devices: np.ndarray) -> np.ndarray:
         return self._s[devices] >= self.h
 
