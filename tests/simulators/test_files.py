@@ -149,3 +149,24 @@ def test_sweep_cell_runs_and_overrides():
     assert len(bad) == 12 and {r["collusion_set"] for r in bad} == {"ring-0", "ring-1"}
     assert sim.seed == 4 and np.isnan(sim.values).any()
     assert_labels_match(sim)
+
+
+BARS, TUNING_BARS = ROOT / "bars", ROOT / "tuning-bars"
+
+
+def test_bars_suite_is_the_tuning_bars_attacks_in_the_reporting_world():
+    """scenarios/bars (reported on) holds many events of exactly one bar's kind; scenarios/tuning-bars
+    (chosen on) the same attacks in the tuning world, with seeds of neither other suite."""
+    bars, tuning = _base(BARS), _base(TUNING_BARS)
+    assert [p.name for p in scenario_paths(BARS)] == [p.name for p in scenario_paths(TUNING_BARS)]
+    assert {s.meta["suite"] for s in bars} == {"bars"} and {s.meta["suite"] for s in tuning} == {"tuning"}
+    assert not _seeds(BARS) & (_seeds(TUNING) | _seeds(REPORTING) | _seeds(TUNING_BARS))
+    assert _seeds(TUNING_BARS) <= _seeds(TUNING)
+    reporting_world, tuning_world = _base(REPORTING)[0], _base(TUNING)[0]
+    for b, t in zip(bars, tuning):
+        assert b.attacks == t.attacks and b.groups == t.groups and b.samples == t.samples
+        assert b.devices_per_group == t.devices_per_group == 20                     # the bars' groups of 20
+        assert (b.signal, b.delivery) == (reporting_world.signal, reporting_world.delivery)
+        assert (t.signal, t.delivery) == (tuning_world.signal, tuning_world.delivery)
+        assert len(b.attacks) >= 24 and len({(a.type, a.magnitude, a.rate, a.count) for a in b.attacks}) <= 3
+        assert_labels_match(FleetSimulator(b.model_copy(update={"samples": 600})))
