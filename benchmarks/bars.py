@@ -57,16 +57,21 @@ def main() -> None:
         iso = sc["collusion"].get("isolation", {}).get("per_set") or []
         if iso:
             size = {run["meta"]["seed"]: run["devices"] // run["groups"] for run in r["runs"] if run["name"] == name}
-            by: dict[int, list[float]] = {}
+            by: dict[int, list[tuple[float, float]]] = {}
             for x in iso:
-                by.setdefault(x["members"], []).append(math.inf if x["delay_s"] is None else x["delay_s"] / interval)
+                by.setdefault(x["members"], []).append(tuple(
+                    math.inf if x.get(k) is None else x[k] / interval for k in ("delay_s", "delay_any_s")))
             n = next(iter(size.values()))
             for m, d in sorted(by.items()):
-                print(f"  sets of {m} of {n} ({m / n:.0%}): {len(d)} sets, half the members isolated after a median "
-                      f"{_fmt(median_with_misses([x for x in d if not math.isinf(x)], len(d)))} samples, "
-                      f"{sum(x <= 60 for x in d)} of {len(d)} within 60")
-            alld = [x for v in by.values() for x in v]
-            print(f"  all {len(alld)} sets: median {_fmt(float(np.median(alld)))} samples (bar 2: at most 60)")
+                named, anyway = ([x[i] for x in d] for i in (0, 1))
+                print(f"  sets of {m} of {n} ({m / n:.0%}): {len(d)} sets, half the members isolated as set members "
+                      f"after a median {_fmt(float(np.median(named)))} samples, {sum(x <= 60 for x in named)} of "
+                      f"{len(d)} within 60; out of the consensus for any reason (own alarms too) after "
+                      f"{_fmt(float(np.median(anyway)))}, {sum(x <= 60 for x in anyway)} within 60")
+            for i, what in ((0, "as set members"), (1, "for any reason")):
+                alld = [x[i] for v in by.values() for x in v]
+                print(f"  all {len(alld)} sets, {what}: median {_fmt(float(np.median(alld)))} samples "
+                      f"(bar 2: at most 60)")
         cons = sc.get("consensus", {}).get("poison-monitor")
         if cons and iso:
             print(f"  consensus bias from the attacks' start {cons['bias_sigma']:.3f}σ, worst group "
