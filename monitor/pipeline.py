@@ -779,6 +779,11 @@ class Pipeline:
         name = self.registry.group_names[s.group]
         members = sorted(self.registry.device_names[d] for d in s.members)
         onset = s.onset * W
+        own = {}  # members already in an alarm of their own: what and since when (a lone liar named with
+        for d in sorted(s.members, key=lambda d: self.registry.device_names[d]):  # others deserves a look)
+            if self.devices.firing[d]:
+                kind, since, _ = self.devices.verdict(d)
+                own[self.registry.device_names[d]] = {"type": kind, "onset_ts": since * W}
         return make_alert(
             alert_id=alert_id("collusion", "collusion", name, ["up" if s.direction > 0 else "down"], onset),
             state=ev.state, kind="collusion", type_="collusion", group=name, devices=members, onset_ts=onset,
@@ -791,6 +796,7 @@ class Pipeline:
                       "memory_windows": self.collusion.memory_of(s.scale),
                       "nominated_ts": (s.nominated + 1) * W, "level_restored": round(s.level_restored, 6),
                       **({"camouflage": sorted(self.registry.device_names[d] for d in s.mimics)} if s.mimics else {}),
+                      **({"in_own_alarm": own} if own else {}),
                       **({"ended": s.ended} if s.ended else {})})
 
     def _learn(self, rnd: WindowRound, r: int, g: int, ts: float, consensus: float, fallback: float, plain: float,

@@ -344,3 +344,22 @@ def test_a_camouflage_member_is_named_with_its_set():
         last = [a for a in alerts if a.kind == "collusion" and a.state == "firing"][-1]
         assert set(last.devices) == attackers(sim), seed
         assert last.evidence["camouflage"] == [lead], seed
+
+
+def test_a_collusion_alert_says_which_members_were_already_in_an_alarm_of_their_own():
+    """A gross set's members are flagged one by one before the scan names them together; the set's alert
+    lists them under ``in_own_alarm`` with the type and onset of their own alerts, so an operator can
+    tell a set of fresh names from a device long in alarm named with others (a lone liar and honest
+    devices drifting its way)."""
+    for seed in (5, 6):
+        s = Scenario(groups=2, devices_per_group=12, samples=700,
+                     attacks=(AttackSpec(type="collusion", group=0, count=3, start=300, magnitude=4.0),))
+        sim = FleetSimulator(s, seed=seed)
+        _, alerts = run_pipeline(list(sim.readings()))
+        own = {a.devices[0]: a for a in alerts if a.kind == "device" and a.state == "firing"}
+        sets = [a for a in alerts if a.kind == "collusion" and a.state == "firing"]
+        assert sets and set(sets[0].devices) == attackers(sim)
+        listed = sets[0].evidence["in_own_alarm"]
+        assert set(listed) == set(sets[0].devices) & set(own)
+        for name, what in listed.items():
+            assert what == {"type": own[name].type, "onset_ts": own[name].onset_ts} and what["onset_ts"] < sets[0].ts
