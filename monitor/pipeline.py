@@ -779,11 +779,14 @@ class Pipeline:
         name = self.registry.group_names[s.group]
         members = sorted(self.registry.device_names[d] for d in s.members)
         onset = s.onset * W
-        own = {}  # members already in an alarm of their own: what and since when (a lone liar named with
-        for d in sorted(s.members, key=lambda d: self.registry.device_names[d]):  # others deserves a look)
+        # members in an alarm of their own, what and since when: one long in alarm, named with others that
+        # are not, may be a lone liar named with honest devices drifting its way
+        own = {}
+        for d in s.members:
             if self.devices.firing[d]:
                 kind, since, _ = self.devices.verdict(d)
                 own[self.registry.device_names[d]] = {"type": kind, "onset_ts": since * W}
+        own = dict(sorted(own.items()))
         return make_alert(
             alert_id=alert_id("collusion", "collusion", name, ["up" if s.direction > 0 else "down"], onset),
             state=ev.state, kind="collusion", type_="collusion", group=name, devices=members, onset_ts=onset,
