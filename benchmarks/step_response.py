@@ -52,6 +52,8 @@ def main() -> None:
             else:
                 continue
             watched[names.index(lab["device_id"])] = (kind, onset, size)
+        if not watched:  # (no single-device step or ramp in this run)
+            continue
         seen: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
 
         def watching(self, devices, window, value, *rest, **kw):
@@ -77,6 +79,8 @@ def main() -> None:
                 continue
             ratio = float(scale[pre].mean()) / sigma[i]
             rows[kind].append((z[pre].mean(), z[pre].std(), z[post].mean(), size / ratio, ratio))
+    if not rows:
+        raise SystemExit("no single-device step or ramp with a magnitude or rate in these scenarios")
     print(f"windows [onset + {args.at}, onset + {args.at + args.window}); before: the {BEFORE} windows before onset")
     for kind, r in sorted(rows.items()):
         a = np.array(r)
