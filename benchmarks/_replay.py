@@ -5,8 +5,11 @@ attacks."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from monitor.config import DetectionSettings
+from monitor.detectors.device import DeviceEvents, DeviceMonitor
 from monitor.evaluation.beijing import default_path, to_eval_data
 from monitor.evaluation.data import EvalData
 from monitor.evaluation.inject import inject
@@ -46,3 +49,21 @@ def label_type(label: dict) -> str:
     reports the pulled consensus, ``role`` in its parameters) to tell it from the members that shift."""
     lead = (label.get("params") or {}).get("role") == "camouflage"
     return label["type"] + ("-lead" if lead else "")
+
+
+@contextmanager
+def watching_devices(record: Callable[[DeviceMonitor, object, object, DeviceEvents], None]) -> Iterator[None]:
+    """Within the block, ``record(monitor, devices, window, events)`` is called after every
+    ``DeviceMonitor.update`` (for the benchmarks that trace devices window by window; nothing else changes)."""
+    update = DeviceMonitor.update
+
+    def watched(self, devices, window, value, *rest, **kw):
+        ev = update(self, devices, window, value, *rest, **kw)
+        record(self, devices, window, ev)
+        return ev
+
+    DeviceMonitor.update = watched
+    try:
+        yield
+    finally:
+        DeviceMonitor.update = update

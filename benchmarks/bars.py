@@ -56,12 +56,11 @@ def main() -> None:
             print(line)
         iso = sc["collusion"].get("isolation", {}).get("per_set") or []
         if iso:
-            size = {run["meta"]["seed"]: run["devices"] // run["groups"] for run in r["runs"] if run["name"] == name}
+            n = next(run["devices"] // run["groups"] for run in r["runs"] if run["name"] == name)  # group size
             by: dict[int, list[tuple[float, float]]] = {}
             for x in iso:
                 by.setdefault(x["members"], []).append(tuple(
                     math.inf if x.get(k) is None else x[k] / interval for k in ("delay_s", "delay_any_s")))
-            n = next(iter(size.values()))
             for m, d in sorted(by.items()):
                 named, anyway = ([x[i] for x in d] for i in (0, 1))
                 print(f"  sets of {m} of {n} ({m / n:.0%}): {len(d)} sets, half the members isolated as set members "

@@ -18,8 +18,8 @@ import argparse
 
 import numpy as np
 
-from _replay import detection_settings
-from monitor.detectors.device import TYPES, DeviceMonitor
+from _replay import detection_settings, watching_devices
+from monitor.detectors.device import TYPES
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
 
@@ -44,25 +44,19 @@ def main() -> None:
         raise SystemExit(f"{args.device} is not a device of {args.scenario}")
     idx = names.index(args.device)
     rows: list[tuple] = []
-    update = DeviceMonitor.update
 
-    def watching(self, devices, window, value, *rest, **kw):
-        ev = update(self, devices, window, value, *rest, **kw)
+    def record(mon, devices, window, ev):
         at = np.flatnonzero(devices == idx)
         if len(at):
             j, d = int(at[0]), np.array([idx])
-            main_side = max(float(s[0]) for s in self.cusum.sides(d))
-            slow_side = max(float(s[0]) for s in self.slow.sides(d))
-            what = TYPES[self._type[idx]] if self._firing[idx] else "-"
-            rows.append((int(window[j]), float(ev.z[j]), main_side, slow_side, float(self.offset(d)[0]),
+            main_side = max(float(s[0]) for s in mon.cusum.sides(d))
+            slow_side = max(float(s[0]) for s in mon.slow.sides(d))
+            what = TYPES[mon._type[idx]] if mon._firing[idx] else "-"
+            rows.append((int(window[j]), float(ev.z[j]), main_side, slow_side, float(mon.offset(d)[0]),
                          float(ev.scale[j]), what))
-        return ev
 
-    DeviceMonitor.update = watching
-    try:
+    with watching_devices(record):
         pipe = run_monitor(data, settings)[2]
-    finally:
-        DeviceMonitor.update = update
     w0 = rows[0][0]
     print(f"main CUSUM threshold {pipe.devices.cusum.h}, slow CUSUM threshold {pipe.devices.slow.h}")
     print("window      z   main   slow      offset     scale  alarm")

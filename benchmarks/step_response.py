@@ -21,8 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from _replay import fleet_args
-from monitor.detectors.device import DeviceMonitor
+from _replay import fleet_args, watching_devices
 from monitor.evaluation.runner import run_monitor
 from monitor.evaluation.suite import simulated
 
@@ -35,14 +34,13 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=30, help="windows looked at")
     args, scenarios, seeds, settings = fleet_args(ap)
     rows: dict[str, list[tuple[float, ...]]] = defaultdict(list)
-    update = DeviceMonitor.update
     for data, _ in simulated(scenarios, seeds):
-        names = list(run_monitor(data, settings)[2].registry.device_names)
+        index = {n: i for i, n in enumerate(run_monitor(data, settings)[2].registry.device_names)}
         t0 = float(np.nanmin(data.ts))
         watched: dict[int, tuple[str, int, float]] = {}  # device index -> (kind, onset window, size at the look)
         for lab in data.labels:
             p = lab["params"] or {}
-            if lab["status"] != "attack" or lab["collusion_set"] or lab["device_id"] not in names:
+            if lab["status"] != "attack" or lab["collusion_set"] or lab["device_id"] not in index:
                 continue
             onset = round((lab["start_ts"] - t0) / data.interval)
             if p.get("rate") is not None:
@@ -51,24 +49,19 @@ def main() -> None:
                 kind, size = f"{lab['type']} {p['magnitude']:g}σ", p["magnitude"]
             else:
                 continue
-            watched[names.index(lab["device_id"])] = (kind, onset, size)
+            watched[index[lab["device_id"]]] = (kind, onset, size)
         if not watched:  # (no single-device step or ramp in this run)
             continue
         seen: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
 
-        def watching(self, devices, window, value, *rest, **kw):
-            ev = update(self, devices, window, value, *rest, **kw)
+        def record(_, devices, window, ev):
             for i in np.flatnonzero(np.isin(devices, list(watched))).tolist():
                 seen[int(devices[i])].append((int(window[i]), float(ev.z[i]), float(ev.scale[i])))
-            return ev
 
-        DeviceMonitor.update = watching
-        try:
+        with watching_devices(record):
             run_monitor(data, settings)
-        finally:
-            DeviceMonitor.update = update
-        sigma = {names.index(lab["device_id"]): lab["params"]["sigma"] for lab in data.labels
-                 if lab["device_id"] in names and (lab["params"] or {}).get("sigma")}
+        sigma = {index[lab["device_id"]]: lab["params"]["sigma"] for lab in data.labels
+                 if lab["device_id"] in index and (lab["params"] or {}).get("sigma")}
         first = min(w for v in seen.values() for w, _, _ in v)
         for i, (kind, onset, size) in watched.items():
             w, z, scale = (np.array(c) for c in zip(*seen[i]))
